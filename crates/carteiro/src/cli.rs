@@ -1,0 +1,111 @@
+//! The command line, as INTERFACE.md names it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "carteiro",
+    version,
+    about = "Self-hosted mail delivery platform"
+)]
+pub struct Cli {
+    /// Configuration file (else $CARTEIRO_CONFIG, else ./carteiro.toml, else built-in defaults)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format of `serve`
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every listener, the queue, delivery and the HTTP server
+    Serve,
+    /// Check a configuration file
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Accounts (a team, an application, a customer)
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// SMTP logins of an account
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+    /// Inspect and act on the queue (works beside a running server)
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate a configuration file and name the key that is wrong
+    Check {
+        /// The file to check (else the one `--config` or the defaults would use)
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Create an account
+    Add { name: String },
+    /// List accounts
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CredentialCommand {
+    /// Add an SMTP login to an account; prints a generated password when none is given
+    Add {
+        account: String,
+        username: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List an account's SMTP logins
+    List { account: String },
+    /// Remove an SMTP login
+    Remove { username: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// Messages in the queue with recipient, state, attempts, next attempt, last reply
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One message
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try a message (or all) again now
+    Retry(RetryArgs),
+    /// Remove a message from the queue
+    Delete { id: String },
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct RetryArgs {
+    /// The message to retry
+    pub id: Option<String>,
+    /// Retry every queued message
+    #[arg(long)]
+    pub all: bool,
+}

@@ -1,0 +1,20 @@
+//! One module per command group of the CLI.
+
+pub mod account;
+pub mod config;
+pub mod credential;
+pub mod queue;
+
+use crate::layout::DataDir;
+use anyhow::Context;
+use carteiro_config::Config;
+use carteiro_store::Store;
+
+/// Opens the store the server uses (creating the data directory on first use).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let data = DataDir::new(config);
+    data.create()?;
+    Store::open(&data.database())
+        .await
+        .with_context(|| format!("cannot open the store at {}", data.database().display()))
+}

@@ -1,0 +1,163 @@
+//! The control socket: how `carteiro queue …` acts on a running server. A
+//! Unix socket in the data directory (owner-only), one JSON request line
+//! and one JSON response line per connection.
+
+use anyhow::Context;
+use carteiro_delivery::engine::EngineHandle;
+use carteiro_mail::MessageId;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+
+const MAX_REQUEST: u64 = 64 * 1024;
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    #[serde(rename = "queue_list")]
+    List,
+    #[serde(rename = "queue_show")]
+    Show { id: MessageId },
+    #[serde(rename = "queue_retry")]
+    Retry { id: Option<MessageId> },
+    #[serde(rename = "queue_delete")]
+    Delete { id: MessageId },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl Response {
+    fn data(value: impl Serialize) -> Response {
+        Response {
+            ok: true,
+            error: None,
+            data: serde_json::to_value(value).unwrap_or_default(),
+        }
+    }
+
+    fn error(text: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            error: Some(text.into()),
+            data: serde_json::Value::Null,
+        }
+    }
+}
+
+/// Starts answering requests on `path` until `stop` turns true.
+pub async fn serve(
+    path: &Path,
+    engine: EngineHandle,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    // The spool lock is already ours, so a socket file left here belongs to
+    // a server that is gone.
+    if path.exists() {
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "control socket accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = stopped(&mut stop) => return,
+            };
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                if let Err(err) = answer(stream, &engine).await {
+                    tracing::debug!(error = %err, "control request failed");
+                }
+            });
+        }
+    }))
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn answer(stream: UnixStream, engine: &EngineHandle) -> anyhow::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Err(err) => Response::error(format!("bad request: {err}")),
+        Ok(Request::List) => Response::data(engine.list().await),
+        Ok(Request::Show { id }) => match engine.show(id).await {
+            Some(entry) => Response::data(entry),
+            None => Response::error(format!("message {id} is not in the queue")),
+        },
+        Ok(Request::Retry { id }) => {
+            let count = engine.retry(id).await;
+            match id {
+                Some(id) if count == 0 => {
+                    Response::error(format!("message {id} is not in the queue"))
+                }
+                _ => Response::data(count),
+            }
+        }
+        Ok(Request::Delete { id }) => match engine.delete(id).await {
+            Some(entry) => Response::data(entry),
+            None => Response::error(format!("message {id} is not in the queue")),
+        },
+    };
+    let mut out = serde_json::to_vec(&response)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    write.shutdown().await?;
+    Ok(())
+}
+
+/// Sends a request to a running server. `Ok(None)` when no server listens.
+pub async fn request(path: &Path, request: &Request) -> anyhow::Result<Option<Response>> {
+    let mut stream = match UnixStream::connect(path).await {
+        Ok(stream) => stream,
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot connect to {}", path.display()));
+        }
+    };
+    let exchange = async {
+        let mut line = serde_json::to_vec(request)?;
+        line.push(b'\n');
+        stream.write_all(&line).await?;
+        let mut reply = String::new();
+        BufReader::new(&mut stream).read_line(&mut reply).await?;
+        anyhow::Ok(serde_json::from_str::<Response>(&reply).context("bad answer from server")?)
+    };
+    let response = tokio::time::timeout(CLIENT_TIMEOUT, exchange)
+        .await
+        .context("the server did not answer on its control socket")??;
+    Ok(Some(response))
+}

@@ -1,0 +1,181 @@
+//! The daemon's answer to the SMTP server's questions: logins are checked
+//! against the store (with a short-lived cache, since argon2 costs tens of
+//! milliseconds), and a finished message is written to the spool and queued
+//! before the client hears 250.
+
+use bytes::Bytes;
+use carteiro_delivery::engine::{EngineHandle, now_millis};
+use carteiro_mail::Reply;
+use carteiro_queue::{MessageMeta, QueuedMessage};
+use carteiro_smtp_server::{AccountRef, AuthOutcome, Handler, IncomingMessage};
+use carteiro_spool::{Spool, SpoolError};
+use carteiro_store::Store;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// How long a verified login is remembered (a removed credential stops
+/// working after at most this long).
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(60);
+const AUTH_CACHE_MAX: usize = 10_000;
+
+pub struct CarteiroHandler {
+    store: Store,
+    spool: Spool,
+    engine: EngineHandle,
+    default_account: AccountRef,
+    auth_cache: AuthCache,
+}
+
+impl CarteiroHandler {
+    pub fn new(
+        store: Store,
+        spool: Spool,
+        engine: EngineHandle,
+        default_account: AccountRef,
+    ) -> CarteiroHandler {
+        CarteiroHandler {
+            store,
+            spool,
+            engine,
+            default_account,
+            auth_cache: AuthCache::new(),
+        }
+    }
+}
+
+impl Handler for CarteiroHandler {
+    async fn authenticate(&self, username: &str, password: &str) -> AuthOutcome {
+        if let Some(account) = self.auth_cache.get(username, password) {
+            return AuthOutcome::Accepted(account);
+        }
+        match self.store.verify_credential(username, password).await {
+            Ok(Some(account)) => {
+                let account = AccountRef {
+                    id: account.id,
+                    name: account.name.into(),
+                };
+                self.auth_cache.put(username, password, account.clone());
+                AuthOutcome::Accepted(account)
+            }
+            Ok(None) => AuthOutcome::Rejected,
+            Err(err) => {
+                tracing::error!(error = %err, "credential check failed");
+                AuthOutcome::Unavailable
+            }
+        }
+    }
+
+    fn default_account(&self) -> Option<AccountRef> {
+        Some(self.default_account.clone())
+    }
+
+    fn local_recipient(&self, _address: &str) -> Result<(), Reply> {
+        // Bounce, complaint and unsubscribe addresses arrive with the
+        // deliverability work; until then no local address takes mail.
+        Err(Reply::NO_SUCH_USER)
+    }
+
+    async fn accept_message(&self, message: IncomingMessage) -> Result<(), Reply> {
+        let received_at = message
+            .received_at
+            .duration_since(UNIX_EPOCH)
+            .map_or_else(|_| now_millis(), |d| d.as_millis() as u64);
+        let size = message.body.len() as u64;
+        let n_recipients = message.envelope.recipients.len();
+        let queued = QueuedMessage::new(
+            message.id,
+            MessageMeta {
+                account_id: message.account.id,
+                account: message.account.name.to_string(),
+                envelope: Arc::new(message.envelope),
+                size,
+                received_at,
+            },
+            received_at,
+        );
+        let body: Bytes = message.body;
+        match self
+            .spool
+            .store(message.id, queued.encode_meta(), Vec::new(), body.clone())
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    message_id = %message.id,
+                    account = %message.account.name,
+                    sender = %queued.meta.envelope.sender,
+                    recipients = n_recipients,
+                    size,
+                    client = %message.client_ip,
+                    tls = message.tls,
+                    auth = message.auth_user.as_deref().unwrap_or(""),
+                    "message received"
+                );
+                self.engine.enqueue(queued, Some(body));
+                Ok(())
+            }
+            Err(err) => {
+                match &err {
+                    SpoolError::Full(_) => {
+                        tracing::warn!(error = %err, "spool full, message refused")
+                    }
+                    _ => tracing::error!(error = %err, "spool write failed, message refused"),
+                }
+                Err(Reply::SPOOL_ERROR)
+            }
+        }
+    }
+}
+
+/// Remembers successful logins by username and a keyed hash of the
+/// password (never the password itself).
+struct AuthCache {
+    keys: (RandomState, RandomState),
+    entries: Mutex<HashMap<String, (u128, AccountRef, Instant)>>,
+}
+
+impl AuthCache {
+    fn new() -> AuthCache {
+        AuthCache {
+            keys: (RandomState::new(), RandomState::new()),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fingerprint(&self, password: &str) -> u128 {
+        let a = self.keys.0.hash_one(password) as u128;
+        let b = self.keys.1.hash_one(password) as u128;
+        (a << 64) | b
+    }
+
+    fn get(&self, username: &str, password: &str) -> Option<AccountRef> {
+        let key = username.to_lowercase();
+        let fingerprint = self.fingerprint(password);
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.get(&key) {
+            Some((stored, account, at))
+                if *stored == fingerprint && at.elapsed() < AUTH_CACHE_TTL =>
+            {
+                Some(account.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn put(&self, username: &str, password: &str, account: AccountRef) {
+        let fingerprint = self.fingerprint(password);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= AUTH_CACHE_MAX {
+            entries.retain(|_, (_, _, at)| at.elapsed() < AUTH_CACHE_TTL);
+            if entries.len() >= AUTH_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            username.to_lowercase(),
+            (fingerprint, account, Instant::now()),
+        );
+    }
+}

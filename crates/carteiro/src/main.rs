@@ -1,0 +1,66 @@
+//! The `carteiro` binary: the command line and the wiring of the daemon.
+//! Business logic lives in the library crates; this crate knows about
+//! processes, signals, the configuration file and the data directory layout.
+
+mod cli;
+mod commands;
+mod control;
+mod handler;
+mod layout;
+mod logging;
+mod serve;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("carteiro: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the error and its causes.
+            let mut text = err.to_string();
+            for cause in err.chain().skip(1) {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+            }
+            eprintln!("carteiro: {text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match cli.command {
+        Command::Serve => {
+            let config = layout::load_config(cli.config.as_deref())?;
+            logging::init(cli.log_format);
+            serve::serve(config).await
+        }
+        Command::Config(cmd) => commands::config::run(cmd, cli.config.as_deref()),
+        Command::Account(cmd) => {
+            let config = layout::load_config(cli.config.as_deref())?;
+            commands::account::run(cmd, &config).await
+        }
+        Command::Credential(cmd) => {
+            let config = layout::load_config(cli.config.as_deref())?;
+            commands::credential::run(cmd, &config).await
+        }
+        Command::Queue(cmd) => {
+            let config = layout::load_config(cli.config.as_deref())?;
+            commands::queue::run(cmd, &config).await
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! `carteiro serve`: opens the store and the spool, recovers the queue,
+//! starts delivery, the SMTP listeners and the control socket, and stops
+//! them in order on SIGTERM or SIGINT.
+
+use crate::control;
+use crate::handler::CarteiroHandler;
+use crate::layout::DataDir;
+use anyhow::Context;
+use carteiro_config::Config;
+use carteiro_delivery::Resolver;
+use carteiro_queue::QueuedMessage;
+use carteiro_smtp_server::{AccountRef, Role, ServerContext, tls};
+use carteiro_spool::{Spool, SpoolOptions};
+use carteiro_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// How long open SMTP sessions get to finish after a shutdown signal.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let data = DataDir::new(&config);
+    data.create()?;
+
+    let store = Store::open(&data.database())
+        .await
+        .with_context(|| format!("cannot open the store at {}", data.database().display()))?;
+    let default_account = store
+        .ensure_account(&config.smtp.default_account)
+        .await
+        .context("cannot create the default account")?;
+
+    let tls_config = load_tls(&config, &data)?;
+
+    let started = Instant::now();
+    let (spool, recovered) = Spool::open(&data.spool(), SpoolOptions::default())
+        .with_context(|| format!("cannot open the spool at {}", data.spool().display()))?;
+    let recovered = decode_recovered(recovered);
+    tracing::info!(
+        messages = recovered.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "spool recovered"
+    );
+
+    let resolver = Resolver::new(&config.dns.nameservers).context("cannot set up DNS")?;
+    let (engine, engine_task) =
+        carteiro_delivery::engine::start(Arc::clone(&config), spool.clone(), resolver, recovered);
+
+    let handler = CarteiroHandler::new(
+        store.clone(),
+        spool.clone(),
+        engine.clone(),
+        AccountRef {
+            id: default_account.id,
+            name: default_account.name.into(),
+        },
+    );
+    let ctx = ServerContext::new(Arc::clone(&config), Some(tls_config), handler);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let mut listeners = Vec::new();
+    for (role, addrs) in [
+        (Role::Relay, &config.smtp.relay_listen),
+        (Role::Submission, &config.smtp.submission_listen),
+        (Role::Submissions, &config.smtp.submissions_listen),
+    ] {
+        for addr in addrs {
+            let listener = bind(*addr, role).await?;
+            tracing::info!(%addr, role = role.name(), "smtp listening");
+            listeners.push(tokio::spawn(carteiro_smtp_server::serve(
+                listener,
+                role,
+                Arc::clone(&ctx),
+                stop_rx.clone(),
+            )));
+        }
+    }
+    let control_task = control::serve(&data.control_socket(), engine.clone(), stop_rx.clone())
+        .await
+        .context("cannot start the control socket")?;
+
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+
+    let _ = stop_tx.send(true);
+    for listener in listeners {
+        let _ = listener.await;
+    }
+    // Sessions in the middle of a message get a moment to finish it.
+    let deadline = Instant::now() + DRAIN_TIME;
+    while ctx.limiter.active() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.shutdown().await;
+    let _ = engine_task.await;
+    let _ = control_task.await;
+    let _ = std::fs::remove_file(data.control_socket());
+    if let Err(err) = spool.sync().await {
+        tracing::error!(error = %err, "final spool sync failed");
+    }
+    spool.close();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, role: Role) -> anyhow::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }?;
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("cannot listen on {addr} ({} listener)", role.name()))?;
+    Ok(socket.listen(1024)?)
+}
+
+fn load_tls(config: &Config, data: &DataDir) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let (cert, key) = match (&config.smtp.tls_cert, &config.smtp.tls_key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        _ => {
+            let (cert, key) = (data.tls_cert(), data.tls_key());
+            if tls::ensure_self_signed(&cert, &key, &config.hostname)? {
+                tracing::info!(cert = %cert.display(), "created a self-signed certificate");
+            }
+            (cert, key)
+        }
+    };
+    Ok(tls::load_server_config(&cert, &key)?)
+}
+
+/// Turns spool records back into queued messages; unreadable ones stay in
+/// the spool and are reported.
+fn decode_recovered(recovered: Vec<carteiro_spool::Recovered>) -> Vec<QueuedMessage> {
+    recovered
+        .into_iter()
+        .filter_map(|r| match QueuedMessage::decode(r.id, &r.meta, &r.state) {
+            Ok(message) => Some(message),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot recover a spooled message; left in the spool");
+                None
+            }
+        })
+        .collect()
+}

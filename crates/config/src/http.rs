@@ -1,0 +1,33 @@
+//! The `[http]` section: where the HTTP API and pages listen, and the public
+//! base URL used in links.
+//!
+//! Values only; the HTTP server applies them.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use crate::de;
+
+/// The `[http]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the HTTP API, dashboard and tracking endpoints, as
+    /// `"IP:PORT"`. Default `"127.0.0.1:8025"`.
+    #[serde(deserialize_with = "de::listen_addr")]
+    pub listen: SocketAddr,
+    /// Base URL under which users reach `listen`, used to build tracking,
+    /// unsubscribe and form links. Must start with `http://` or `https://`;
+    /// a trailing slash is removed. Default `"http://127.0.0.1:8025"`.
+    pub public_url: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
+            public_url: "http://127.0.0.1:8025".to_owned(),
+        }
+    }
+}

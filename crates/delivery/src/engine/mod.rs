@@ -1,0 +1,303 @@
+//! The delivery engine: one task that owns the queue's [`Scheduler`], hands
+//! due recipients to a ready queue per destination, records what came back,
+//! persists state changes through the spool, and bounces what failed.
+//!
+//! Destinations (a smarthost route, or one recipient domain for MX
+//! delivery) each have a small pool of connection workers that pull jobs
+//! from their ready queue and deliver them over kept-alive connections. The
+//! engine task never waits on the network; workers never touch the queue
+//! state: they report results over a channel.
+
+mod bounce;
+mod connect;
+mod destination;
+mod listing;
+
+pub use listing::{QueueEntry, QueueRecipient};
+
+use crate::Resolver;
+use bytes::Bytes;
+use carteiro_config::Config;
+use carteiro_mail::MessageId;
+use carteiro_queue::{AttemptResult, QueuedMessage, Recorded, RetryPolicy, Scheduler};
+use carteiro_spool::Spool;
+use destination::{DestKey, Destination, Job};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// Fresh message bodies are kept in memory until their first attempt, up to
+/// this many bytes in all; beyond it they are read back from the spool.
+const BODY_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(crate) enum Command {
+    Enqueue(QueuedMessage, Option<Bytes>),
+    Results(MessageId, Vec<AttemptResult>),
+    List(oneshot::Sender<Vec<QueueEntry>>),
+    Show(MessageId, oneshot::Sender<Option<QueueEntry>>),
+    Retry(Option<MessageId>, oneshot::Sender<usize>),
+    Delete(MessageId, oneshot::Sender<Option<QueueEntry>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A handle to the running engine; cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl EngineHandle {
+    /// Queues a message that is already durable in the spool. The body, when
+    /// given, saves reading it back for the first attempt.
+    pub fn enqueue(&self, message: QueuedMessage, body: Option<Bytes>) {
+        let _ = self.tx.send(Command::Enqueue(message, body));
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Every queued message.
+    pub async fn list(&self) -> Vec<QueueEntry> {
+        self.ask(Command::List).await.unwrap_or_default()
+    }
+
+    pub async fn show(&self, id: MessageId) -> Option<QueueEntry> {
+        self.ask(|tx| Command::Show(id, tx)).await.flatten()
+    }
+
+    /// Makes one message (or all, with `None`) due now; returns how many.
+    pub async fn retry(&self, id: Option<MessageId>) -> usize {
+        self.ask(|tx| Command::Retry(id, tx)).await.unwrap_or(0)
+    }
+
+    /// Removes a message from the queue and the spool.
+    pub async fn delete(&self, id: MessageId) -> Option<QueueEntry> {
+        self.ask(|tx| Command::Delete(id, tx)).await.flatten()
+    }
+
+    /// Stops dispatching and waits for the engine task to end. Attempts in
+    /// flight are abandoned: their recipients are tried again after a restart.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(Command::Shutdown).await;
+    }
+}
+
+/// What workers share: settings, the spool for bodies, the resolver, and the
+/// way back to the engine.
+pub(crate) struct WorkerContext {
+    pub config: Arc<Config>,
+    pub spool: Spool,
+    pub resolver: Resolver,
+    pub engine: mpsc::UnboundedSender<Command>,
+}
+
+impl WorkerContext {
+    fn report(&self, id: MessageId, results: Vec<AttemptResult>) {
+        let _ = self.engine.send(Command::Results(id, results));
+    }
+}
+
+struct Engine {
+    ctx: Arc<WorkerContext>,
+    handle: EngineHandle,
+    scheduler: Scheduler,
+    destinations: HashMap<DestKey, Arc<Destination>>,
+    bodies: HashMap<MessageId, Bytes>,
+    cached_bytes: usize,
+}
+
+/// Starts the engine with the messages recovered from the spool.
+pub fn start(
+    config: Arc<Config>,
+    spool: Spool,
+    resolver: Resolver,
+    recovered: Vec<QueuedMessage>,
+) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = EngineHandle { tx: tx.clone() };
+    let policy = RetryPolicy {
+        initial: config.delivery.retry_initial,
+        max: config.delivery.retry_max,
+        max_age: config.delivery.max_age,
+    };
+    let mut scheduler = Scheduler::new(policy);
+    let mut finished = Vec::new();
+    for message in recovered {
+        if message.is_finished() {
+            // A crash came between the last attempt and the bounce.
+            finished.push(message);
+        } else {
+            scheduler.insert(message);
+        }
+    }
+    let engine = Engine {
+        ctx: Arc::new(WorkerContext {
+            config,
+            spool,
+            resolver,
+            engine: tx,
+        }),
+        handle: handle.clone(),
+        scheduler,
+        destinations: HashMap::new(),
+        bodies: HashMap::new(),
+        cached_bytes: 0,
+    };
+    for message in finished {
+        bounce::finish(&engine.ctx, &handle, message, None);
+    }
+    let task = tokio::spawn(engine.run(rx));
+    (handle, task)
+}
+
+impl Engine {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            self.dispatch_due(now_millis());
+            let wait = self
+                .scheduler
+                .next_wakeup()
+                .map(|due| Duration::from_millis(due.saturating_sub(now_millis())));
+            let command = match wait {
+                Some(wait) => match tokio::time::timeout(wait, rx.recv()).await {
+                    Ok(command) => command,
+                    Err(_) => continue,
+                },
+                None => rx.recv().await,
+            };
+            let Some(command) = command else { break };
+            if let Some(done) = self.handle_command(command) {
+                for dest in self.destinations.values() {
+                    dest.close();
+                }
+                let _ = done.send(());
+                break;
+            }
+            // Take whatever else is waiting before dispatching again.
+            while let Ok(command) = rx.try_recv() {
+                if let Some(done) = self.handle_command(command) {
+                    for dest in self.destinations.values() {
+                        dest.close();
+                    }
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles one command; returns the reply slot of a shutdown request.
+    fn handle_command(&mut self, command: Command) -> Option<oneshot::Sender<()>> {
+        match command {
+            Command::Enqueue(message, body) => {
+                if let Some(body) = body
+                    && self.cached_bytes + body.len() <= BODY_CACHE_BYTES
+                {
+                    self.cached_bytes += body.len();
+                    self.bodies.insert(message.id, body);
+                }
+                self.scheduler.insert(message);
+            }
+            Command::Results(id, results) => self.record(id, results),
+            Command::List(reply) => {
+                let mut entries: Vec<QueueEntry> =
+                    self.scheduler.messages().map(QueueEntry::from).collect();
+                entries.sort_by_key(|e| e.id);
+                let _ = reply.send(entries);
+            }
+            Command::Show(id, reply) => {
+                let _ = reply.send(self.scheduler.get(id).map(QueueEntry::from));
+            }
+            Command::Retry(id, reply) => {
+                let now = now_millis();
+                let count = match id {
+                    Some(id) => usize::from(self.scheduler.retry_now(id, now)),
+                    None => self.scheduler.retry_all(now),
+                };
+                let _ = reply.send(count);
+            }
+            Command::Delete(id, reply) => {
+                let removed = self.scheduler.remove(id);
+                if removed.is_some() {
+                    self.forget_body(id);
+                    if let Err(err) = self.ctx.spool.remove(id) {
+                        tracing::error!(message_id = %id, error = %err, "cannot remove deleted message from spool");
+                    }
+                    tracing::info!(message_id = %id, "message deleted from queue");
+                }
+                let _ = reply.send(removed.as_ref().map(QueueEntry::from));
+            }
+            Command::Shutdown(done) => return Some(done),
+        }
+        None
+    }
+
+    fn forget_body(&mut self, id: MessageId) {
+        if let Some(body) = self.bodies.remove(&id) {
+            self.cached_bytes -= body.len();
+        }
+    }
+
+    fn record(&mut self, id: MessageId, results: Vec<AttemptResult>) {
+        let now = now_millis();
+        match self.scheduler.record(id, results, now) {
+            None => {}
+            Some(Recorded::Pending(message)) => {
+                let state = message.encode_state();
+                let in_flight = message.rcpts.iter().any(|r| r.in_flight);
+                if let Err(err) = self.ctx.spool.set_state(id, state) {
+                    tracing::error!(message_id = %id, error = %err, "cannot store queue state");
+                }
+                if !in_flight {
+                    // Deferred: the next attempt is minutes away, read it back then.
+                    self.forget_body(id);
+                }
+            }
+            Some(Recorded::Finished(message)) => {
+                let body = self.bodies.get(&id).cloned();
+                self.forget_body(id);
+                bounce::finish(&self.ctx, &self.handle, message, body);
+            }
+        }
+    }
+
+    fn dispatch_due(&mut self, now: u64) {
+        for dispatch in self.scheduler.take_due(now) {
+            let Some(message) = self.scheduler.get(dispatch.id) else {
+                continue;
+            };
+            let key = DestKey::for_domain(&self.ctx.config, &dispatch.domain);
+            let per_transaction = self.ctx.config.delivery.max_recipients_per_transaction;
+            let dest = self
+                .destinations
+                .entry(key.clone())
+                .or_insert_with(|| Destination::new(key, &self.ctx.config));
+            let body = self.bodies.get(&dispatch.id).cloned();
+            for rcpts in dispatch.rcpts.chunks(per_transaction.max(1)) {
+                dest.push(
+                    Job {
+                        id: dispatch.id,
+                        envelope: Arc::clone(&message.meta.envelope),
+                        account: message.meta.account.clone(),
+                        rcpts: rcpts.to_vec(),
+                        body: body.clone(),
+                    },
+                    &self.ctx,
+                );
+            }
+        }
+        // Destinations whose workers have all ended and that hold no work.
+        self.destinations.retain(|_, dest| !dest.is_idle());
+    }
+}

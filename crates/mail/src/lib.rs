@@ -1,0 +1,19 @@
+//! Message-level types shared by every stage of Carteiro's mail path: addresses,
+//! envelopes with their DSN parameters, SMTP replies, message ids, and the
+//! transforms that build whole messages (delivery status notifications,
+//! trace headers).
+//!
+//! This crate does no I/O: everything here works on plain values, so the SMTP
+//! server, the spool, the queue and delivery can share one definition of each.
+
+pub mod address;
+pub mod dsn;
+pub mod envelope;
+pub mod id;
+pub mod reply;
+pub mod trace;
+
+pub use address::{domain_of, format_path, split_address};
+pub use envelope::{BodyType, Envelope, Notify, Recipient, Ret};
+pub use id::MessageId;
+pub use reply::{Reply, Status};

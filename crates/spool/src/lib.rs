@@ -1,0 +1,387 @@
+//! The durable spool: every accepted message is written here, and a client
+//! hears `250` only after its message is on disk.
+//!
+//! Messages are appended to segment files (`seg-NNNNNNNNNNNNNNNN.log`) by a
+//! single writer thread. Sessions hand it a message over a channel with a
+//! reply slot; the writer drains whatever is waiting, writes it with one
+//! `write`, calls `fdatasync` once, and then answers every slot — group
+//! commit, so more concurrent sessions means bigger batches, not more syncs.
+//! State changes (an attempt was made) and removals (the message is done)
+//! ride along in later batches without being waited for: a crash then costs
+//! a duplicate delivery, never a loss.
+//!
+//! A segment is deleted once nothing in it is live; a segment that is mostly
+//! dead has its few live messages copied forward, so a long-deferred message
+//! does not pin disk space for days. A finished message's record is marked
+//! done in place (and that mark synced before any segment is deleted), so
+//! deleting the segment that holds its `done` record never revives it.
+//!
+//! What this crate does not know: what a message's metadata or state mean
+//! (they are opaque bytes), queues, SMTP.
+
+mod record;
+mod recover;
+mod writer;
+
+use bytes::Bytes;
+use carteiro_mail::MessageId;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// Settings of a spool.
+#[derive(Clone, Debug)]
+pub struct SpoolOptions {
+    /// A segment file is closed and a new one started past this size.
+    pub segment_size: u64,
+    /// New messages are refused (as if the disk were full) once the live
+    /// messages together would take more than this many bytes.
+    pub max_size: Option<u64>,
+}
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        SpoolOptions {
+            segment_size: 64 * 1024 * 1024,
+            max_size: None,
+        }
+    }
+}
+
+/// Errors of the spool. Cloneable because one failed commit answers many
+/// waiting sessions.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool storage is full: {0}")]
+    Full(String),
+    #[error("spool i/o error: {0}")]
+    Io(String),
+    #[error("spool at {0} is in use by another process")]
+    Locked(PathBuf),
+    #[error("message {0} is not in the spool")]
+    NotFound(MessageId),
+    #[error("spool is closed")]
+    Closed,
+}
+
+impl SpoolError {
+    fn from_io(err: &std::io::Error) -> SpoolError {
+        match err.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                SpoolError::Full(err.to_string())
+            }
+            _ => SpoolError::Io(err.to_string()),
+        }
+    }
+}
+
+/// A message found in the spool when it was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub id: MessageId,
+    pub meta: Vec<u8>,
+    /// The latest state written for it (empty if none).
+    pub state: Vec<u8>,
+    pub body_len: u32,
+}
+
+/// Figures about the spool, for metrics and the CLI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    pub messages: usize,
+    pub segments: usize,
+    pub bytes: u64,
+    pub commits: u64,
+    pub synced_messages: u64,
+}
+
+/// Live-data estimate for a record's header, metadata and state.
+const RECORD_OVERHEAD: u64 = 256;
+
+/// Where a live message's data is.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    segment: u64,
+    record_offset: u64,
+    body_offset: u64,
+    body_len: u32,
+    /// Segment and offset of the newest state record, when it is not the
+    /// state inside the message record.
+    state: Option<(u64, u64)>,
+}
+
+struct Segment {
+    file: Arc<File>,
+    len: u64,
+    /// Index entries that point into this segment (message or state).
+    refs: usize,
+    /// Approximate bytes of live data in this segment.
+    live: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    index: HashMap<u128, Entry>,
+    segments: BTreeMap<u64, Segment>,
+    commits: u64,
+    synced_messages: u64,
+}
+
+impl Shared {
+    fn add_ref(&mut self, segment: u64, bytes: u64) {
+        if let Some(seg) = self.segments.get_mut(&segment) {
+            seg.refs += 1;
+            seg.live += bytes;
+        }
+    }
+
+    fn drop_ref(&mut self, segment: u64, bytes: u64) {
+        if let Some(seg) = self.segments.get_mut(&segment) {
+            seg.refs = seg.refs.saturating_sub(1);
+            seg.live = seg.live.saturating_sub(bytes);
+        }
+    }
+
+    fn insert_entry(&mut self, id: u128, entry: Entry) {
+        self.add_ref(entry.segment, entry.body_len as u64 + RECORD_OVERHEAD);
+        if let Some((seg, _)) = entry.state {
+            self.add_ref(seg, RECORD_OVERHEAD);
+        }
+        if let Some(old) = self.index.insert(id, entry) {
+            self.release_entry(&old);
+        }
+    }
+
+    fn release_entry(&mut self, entry: &Entry) {
+        self.drop_ref(entry.segment, entry.body_len as u64 + RECORD_OVERHEAD);
+        if let Some((seg, _)) = entry.state {
+            self.drop_ref(seg, RECORD_OVERHEAD);
+        }
+    }
+
+    fn total_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.len).sum()
+    }
+
+    fn live_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.live).sum()
+    }
+}
+
+enum Op {
+    Store {
+        id: u128,
+        meta: Vec<u8>,
+        state: Vec<u8>,
+        body: Bytes,
+        done: oneshot::Sender<Result<(), SpoolError>>,
+    },
+    State {
+        id: u128,
+        state: Vec<u8>,
+    },
+    Remove {
+        id: u128,
+    },
+    Sync {
+        done: oneshot::Sender<Result<(), SpoolError>>,
+    },
+}
+
+struct Inner {
+    dir: PathBuf,
+    shared: Mutex<Shared>,
+    tx: Mutex<Option<mpsc::Sender<Op>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Held (flock) while the spool is open; released by `close`.
+    lock: Mutex<Option<File>>,
+}
+
+impl Inner {
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding the lock leaves plain data behind, still usable.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, op: Op) -> Result<(), SpoolError> {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match tx.as_ref() {
+            Some(tx) => tx.send(op).map_err(|_| SpoolError::Closed),
+            None => Err(SpoolError::Closed),
+        }
+    }
+}
+
+/// A handle to the spool; cheap to clone.
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, takes its lock, reads back every
+    /// live message and starts the writer thread.
+    pub fn open(dir: &Path, options: SpoolOptions) -> Result<(Spool, Vec<Recovered>), SpoolError> {
+        std::fs::create_dir_all(dir).map_err(|e| SpoolError::from_io(&e))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .map_err(|e| SpoolError::from_io(&e))?;
+        if lock.try_lock().is_err() {
+            return Err(SpoolError::Locked(dir.to_path_buf()));
+        }
+        let (shared, recovered, next_segment) = recover::recover(dir)?;
+        let (tx, rx) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            shared: Mutex::new(shared),
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(None),
+            lock: Mutex::new(Some(lock)),
+        });
+        let writer = writer::Writer::start(Arc::clone(&inner), options, next_segment)?;
+        let handle = std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| SpoolError::from_io(&e))?;
+        *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok((Spool { inner }, recovered))
+    }
+
+    /// Writes a message durably. When this returns `Ok`, the message, its
+    /// metadata and its initial state survive a crash or power loss.
+    pub async fn store(
+        &self,
+        id: MessageId,
+        meta: Vec<u8>,
+        state: Vec<u8>,
+        body: Bytes,
+    ) -> Result<(), SpoolError> {
+        let (done, wait) = oneshot::channel();
+        self.inner.send(Op::Store {
+            id: id.0,
+            meta,
+            state,
+            body,
+            done,
+        })?;
+        wait.await.unwrap_or(Err(SpoolError::Closed))
+    }
+
+    /// Records a message's new state. Not waited for: it becomes durable with
+    /// the next commit (at the latest within a second).
+    pub fn set_state(&self, id: MessageId, state: Vec<u8>) -> Result<(), SpoolError> {
+        self.inner.send(Op::State { id: id.0, state })
+    }
+
+    /// Removes a finished message. Not waited for, like [`Spool::set_state`].
+    pub fn remove(&self, id: MessageId) -> Result<(), SpoolError> {
+        self.inner.send(Op::Remove { id: id.0 })
+    }
+
+    /// Waits until everything handed to the spool so far is on disk.
+    pub async fn sync(&self) -> Result<(), SpoolError> {
+        let (done, wait) = oneshot::channel();
+        self.inner.send(Op::Sync { done })?;
+        wait.await.unwrap_or(Err(SpoolError::Closed))
+    }
+
+    /// Whether a message is (still) in the spool.
+    pub fn contains(&self, id: MessageId) -> bool {
+        self.inner.shared().index.contains_key(&id.0)
+    }
+
+    /// Reads a message's body back from disk.
+    pub async fn read_body(&self, id: MessageId) -> Result<Bytes, SpoolError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || read_body_blocking(&inner, id))
+            .await
+            .map_err(|e| SpoolError::Io(e.to_string()))?
+    }
+
+    /// Reads a message's body back from disk, blocking the calling thread.
+    pub fn read_body_blocking(&self, id: MessageId) -> Result<Bytes, SpoolError> {
+        read_body_blocking(&self.inner, id)
+    }
+
+    pub fn stats(&self) -> SpoolStats {
+        let shared = self.inner.shared();
+        SpoolStats {
+            messages: shared.index.len(),
+            segments: shared.segments.len(),
+            bytes: shared.total_bytes(),
+            commits: shared.commits,
+            synced_messages: shared.synced_messages,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Flushes everything queued, stops the writer thread and waits for it.
+    /// Other clones of this handle get `SpoolError::Closed` afterwards.
+    pub fn close(&self) {
+        self.inner
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        self.inner
+            .lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+}
+
+fn read_body_blocking(inner: &Inner, id: MessageId) -> Result<Bytes, SpoolError> {
+    // The writer may move a message to a newer segment between our look-up
+    // and the read; the old file stays readable through its open handle, and
+    // a second look-up covers a segment deleted in between.
+    for _ in 0..2 {
+        let (file, entry) = {
+            let shared = inner.shared();
+            let entry = *shared.index.get(&id.0).ok_or(SpoolError::NotFound(id))?;
+            let file = shared
+                .segments
+                .get(&entry.segment)
+                .map(|s| Arc::clone(&s.file));
+            (file, entry)
+        };
+        let Some(file) = file else { continue };
+        let mut buf = vec![0u8; entry.body_len as usize];
+        file.read_exact_at(&mut buf, entry.body_offset)
+            .map_err(|e| SpoolError::from_io(&e))?;
+        return Ok(Bytes::from(buf));
+    }
+    Err(SpoolError::NotFound(id))
+}
+
+fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("seg-{number:016x}.log"))
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("seg-")?.strip_suffix(".log")?;
+    (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok())?
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,496 @@
+//! The single writer thread: group commit, segment rotation, deletion of dead
+//! segments and compaction of mostly-dead ones.
+
+use crate::record::{self, FLAG_DONE, FLAGS_OFFSET, HEADER_LEN, Record, SEGMENT_MAGIC};
+use crate::{Entry, Inner, Op, Segment, SpoolError, SpoolOptions, segment_path};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// At most this much is gathered into one commit.
+const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+const MAX_BATCH_OPS: usize = 8192;
+/// Unsynced state changes and removals reach the disk at least this often.
+const LAZY_SYNC: Duration = Duration::from_millis(500);
+
+pub(crate) struct Writer {
+    inner: Arc<Inner>,
+    options: SpoolOptions,
+    current: u64,
+    file: Arc<File>,
+    len: u64,
+    buf: Vec<u8>,
+    /// State changes and removals whose write failed, tried again next time.
+    retry: Vec<Op>,
+    /// Bytes written since the last sync.
+    dirty: bool,
+    last_sync: Instant,
+    /// Segments (other than the current one) whose done flags were written
+    /// but not yet synced.
+    flagged: std::collections::HashSet<u64>,
+}
+
+/// What one encoded op turns into once the batch is on disk.
+enum Applied {
+    Stored {
+        id: u128,
+        entry: Entry,
+        done: tokio::sync::oneshot::Sender<Result<(), SpoolError>>,
+    },
+    State {
+        id: u128,
+        offset: u64,
+    },
+    Removed {
+        id: u128,
+    },
+    Synced {
+        done: tokio::sync::oneshot::Sender<Result<(), SpoolError>>,
+    },
+}
+
+impl Writer {
+    pub(crate) fn start(
+        inner: Arc<Inner>,
+        options: SpoolOptions,
+        next_segment: u64,
+    ) -> Result<Writer, SpoolError> {
+        let (file, len) = create_segment(&inner, next_segment)?;
+        let mut writer = Writer {
+            inner,
+            options,
+            current: next_segment,
+            file,
+            len,
+            buf: Vec::with_capacity(1024 * 1024),
+            retry: Vec::new(),
+            dirty: false,
+            last_sync: Instant::now(),
+            flagged: std::collections::HashSet::new(),
+        };
+        writer.delete_dead_segments();
+        Ok(writer)
+    }
+
+    pub(crate) fn run(mut self, rx: Receiver<Op>) {
+        loop {
+            let first = if self.dirty {
+                match rx.recv_timeout(LAZY_SYNC.saturating_sub(self.last_sync.elapsed())) {
+                    Ok(op) => op,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.commit(Vec::new(), true);
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(op) => op,
+                    Err(_) => break,
+                }
+            };
+            let mut bytes = op_size(&first);
+            let mut ops = vec![first];
+            while bytes < MAX_BATCH_BYTES && ops.len() < MAX_BATCH_OPS {
+                match rx.try_recv() {
+                    Ok(op) => {
+                        bytes += op_size(&op);
+                        ops.push(op);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let force_sync = self.last_sync.elapsed() >= LAZY_SYNC;
+            self.commit(ops, force_sync);
+            self.maintain();
+        }
+        // Shutdown: whatever is still unsynced goes to disk now.
+        self.commit(Vec::new(), true);
+    }
+
+    /// Writes `ops` (after any retried ones) in one write and, when any of
+    /// them waits for durability, one sync; then answers the waiters.
+    fn commit(&mut self, ops: Vec<Op>, force_sync: bool) {
+        let mut ops_all = std::mem::take(&mut self.retry);
+        ops_all.extend(ops);
+        let incoming: u64 = ops_all.iter().map(|op| op_size(op) as u64).sum();
+        if self.len > SEGMENT_MAGIC.len() as u64
+            && self.len + incoming > self.options.segment_size
+            && let Err(err) = self.rotate()
+        {
+            tracing::error!(error = %err, "spool segment rotation failed");
+            self.fail(ops_all, &err);
+            return;
+        }
+        let over_limit = self
+            .options
+            .max_size
+            .is_some_and(|max| self.inner.shared().live_bytes() + incoming > max);
+
+        self.buf.clear();
+        let base = self.len;
+        let mut applied = Vec::with_capacity(ops_all.len());
+        let mut needs_sync = force_sync && (self.dirty || !ops_all.is_empty());
+        for op in ops_all {
+            let at = base + self.buf.len() as u64;
+            match op {
+                Op::Store {
+                    id,
+                    meta,
+                    state,
+                    body,
+                    done,
+                } => {
+                    if over_limit {
+                        let _ = done.send(Err(SpoolError::Full(
+                            "spool size limit reached".to_string(),
+                        )));
+                        continue;
+                    }
+                    let body_offset =
+                        record::encode_message(&mut self.buf, id, &meta, &state, &body);
+                    needs_sync = true;
+                    applied.push(Applied::Stored {
+                        id,
+                        entry: Entry {
+                            segment: self.current,
+                            record_offset: at,
+                            body_offset: base + body_offset as u64,
+                            body_len: body.len() as u32,
+                            state: None,
+                        },
+                        done,
+                    });
+                }
+                Op::State { id, state } => {
+                    record::encode_state(&mut self.buf, id, &state);
+                    applied.push(Applied::State { id, offset: at });
+                }
+                Op::Remove { id } => {
+                    record::encode_done(&mut self.buf, id);
+                    applied.push(Applied::Removed { id });
+                }
+                Op::Sync { done } => {
+                    needs_sync = true;
+                    applied.push(Applied::Synced { done });
+                }
+            }
+        }
+
+        if let Err(err) = self.write_and_sync(needs_sync) {
+            tracing::error!(error = %err, "spool commit failed");
+            // Undo the partial write so no half batch is ever read back.
+            let _ = self.file.set_len(base);
+            self.len = base;
+            self.fail_applied(applied, &err);
+            return;
+        }
+
+        let written = self.buf.len() as u64;
+        self.len += written;
+        let mut waiters = Vec::new();
+        let mut done_flags = Vec::new();
+        {
+            let mut shared = self.inner.shared();
+            if let Some(seg) = shared.segments.get_mut(&self.current) {
+                seg.len = self.len;
+            }
+            let mut stored = 0;
+            for item in applied {
+                match item {
+                    Applied::Stored { id, entry, done } => {
+                        shared.insert_entry(id, entry);
+                        stored += 1;
+                        waiters.push(done);
+                    }
+                    Applied::State { id, offset } => {
+                        if let Some(mut entry) = shared.index.get(&id).copied() {
+                            entry.state = Some((self.current, offset));
+                            shared.insert_entry(id, entry);
+                        }
+                    }
+                    Applied::Removed { id } => {
+                        if let Some(entry) = shared.index.remove(&id) {
+                            shared.release_entry(&entry);
+                            if let Some(seg) = shared.segments.get(&entry.segment) {
+                                done_flags.push((
+                                    entry.segment,
+                                    Arc::clone(&seg.file),
+                                    entry.record_offset,
+                                ));
+                            }
+                        }
+                    }
+                    Applied::Synced { done } => waiters.push(done),
+                }
+            }
+            if needs_sync {
+                shared.commits += 1;
+                shared.synced_messages += stored;
+            }
+        }
+        for done in waiters {
+            let _ = done.send(Ok(()));
+        }
+        // Mark finished messages in place, so their records stay dead even
+        // after the segment holding the done record is deleted.
+        for (segment, file, offset) in done_flags {
+            match file.write_all_at(&[FLAG_DONE], offset + FLAGS_OFFSET) {
+                Ok(()) if segment == self.current => self.dirty = true,
+                Ok(()) => {
+                    self.flagged.insert(segment);
+                }
+                Err(err) => {
+                    tracing::warn!(segment, error = %err, "cannot mark spool record done");
+                }
+            }
+        }
+    }
+
+    fn write_and_sync(&mut self, sync: bool) -> Result<(), SpoolError> {
+        if !self.buf.is_empty() {
+            self.file
+                .write_all_at(&self.buf, self.len)
+                .map_err(|e| SpoolError::from_io(&e))?;
+            self.dirty = true;
+        }
+        if sync && self.dirty {
+            self.file.sync_data().map_err(|e| SpoolError::from_io(&e))?;
+            self.dirty = false;
+            self.last_sync = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, ops: Vec<Op>, err: &SpoolError) {
+        for op in ops {
+            match op {
+                Op::Store { done, .. } | Op::Sync { done } => {
+                    let _ = done.send(Err(err.clone()));
+                }
+                other => self.retry.push(other),
+            }
+        }
+    }
+
+    fn fail_applied(&mut self, applied: Vec<Applied>, err: &SpoolError) {
+        for item in applied {
+            match item {
+                Applied::Stored { done, .. } | Applied::Synced { done } => {
+                    let _ = done.send(Err(err.clone()));
+                }
+                Applied::State { .. } => {
+                    // The state itself is gone from the batch; the queue
+                    // writes a newer one on the next attempt anyway.
+                }
+                Applied::Removed { id } => self.retry.push(Op::Remove { id }),
+            }
+        }
+    }
+
+    fn rotate(&mut self) -> Result<(), SpoolError> {
+        if self.dirty {
+            self.file.sync_data().map_err(|e| SpoolError::from_io(&e))?;
+            self.dirty = false;
+        }
+        let next = self.current + 1;
+        let (file, len) = create_segment(&self.inner, next)?;
+        self.current = next;
+        self.file = file;
+        self.len = len;
+        Ok(())
+    }
+
+    /// Deletes dead segments and copies the live remainder of the sparsest
+    /// mostly-dead segment forward.
+    fn maintain(&mut self) {
+        self.delete_dead_segments();
+        let candidate = {
+            let shared = self.inner.shared();
+            shared
+                .segments
+                .iter()
+                .filter(|&(&number, seg)| {
+                    number != self.current && seg.refs > 0 && seg.live * 2 < seg.len
+                })
+                .min_by_key(|(_, seg)| seg.live * 1000 / seg.len.max(1))
+                .map(|(&number, _)| number)
+        };
+        if let Some(number) = candidate {
+            if let Err(err) = self.compact(number) {
+                tracing::warn!(segment = number, error = %err, "spool compaction failed");
+            }
+            self.delete_dead_segments();
+        }
+    }
+
+    /// Deletes every segment except the current one that nothing live points
+    /// into. Done flags are synced first, so no deleted `done` record is ever
+    /// needed to keep a finished message finished.
+    fn delete_dead_segments(&mut self) {
+        let victims: Vec<u64> = {
+            let shared = self.inner.shared();
+            shared
+                .segments
+                .iter()
+                .filter(|&(&number, seg)| number != self.current && seg.refs == 0)
+                .map(|(&number, _)| number)
+                .collect()
+        };
+        if victims.is_empty() {
+            return;
+        }
+        let flagged: Vec<u64> = self.flagged.drain().collect();
+        for number in flagged {
+            let file = self
+                .inner
+                .shared()
+                .segments
+                .get(&number)
+                .map(|seg| Arc::clone(&seg.file));
+            if let Some(file) = file
+                && let Err(err) = file.sync_data()
+            {
+                tracing::warn!(segment = number, error = %err, "cannot sync done flags");
+                self.flagged.insert(number);
+                return;
+            }
+        }
+        if self.dirty {
+            if let Err(err) = self.file.sync_data() {
+                tracing::warn!(error = %err, "cannot sync spool segment");
+                return;
+            }
+            self.dirty = false;
+            self.last_sync = Instant::now();
+        }
+        for number in victims {
+            self.inner.shared().segments.remove(&number);
+            let path = segment_path(&self.inner.dir, number);
+            if let Err(err) = std::fs::remove_file(&path) {
+                tracing::warn!(segment = %path.display(), error = %err, "cannot delete spool segment");
+            }
+        }
+        // Deletions must be durable: a segment coming back after a crash
+        // could hold an older copy of a message that was moved and finished.
+        if let Err(err) = File::open(&self.inner.dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(error = %err, "cannot sync spool directory");
+        }
+    }
+
+    /// Rewrites every message that still points into segment `number` as a
+    /// fresh record (with its newest state) in the current segment.
+    fn compact(&mut self, number: u64) -> Result<(), SpoolError> {
+        let (victims, files) = {
+            let shared = self.inner.shared();
+            let victims: Vec<(u128, Entry)> = shared
+                .index
+                .iter()
+                .filter(|(_, e)| e.segment == number || e.state.is_some_and(|(s, _)| s == number))
+                .map(|(&id, &e)| (id, e))
+                .collect();
+            let files: std::collections::HashMap<u64, Arc<File>> = shared
+                .segments
+                .iter()
+                .map(|(&n, s)| (n, Arc::clone(&s.file)))
+                .collect();
+            (victims, files)
+        };
+        let mut ops = Vec::with_capacity(victims.len());
+        let mut waits = Vec::with_capacity(victims.len());
+        for (id, entry) in victims {
+            let file = files.get(&entry.segment).ok_or(SpoolError::Io(format!(
+                "segment {} missing during compaction",
+                entry.segment
+            )))?;
+            let data = read_record(file, entry.record_offset)?;
+            let Ok(Some((Record::Message { meta, state, .. }, _))) = record::decode_at(&data, 0)
+            else {
+                return Err(SpoolError::Io("unreadable record during compaction".into()));
+            };
+            let mut state = state.to_vec();
+            if let Some((seg, offset)) = entry.state {
+                let file = files.get(&seg).ok_or(SpoolError::Io(format!(
+                    "segment {seg} missing during compaction"
+                )))?;
+                let data = read_record(file, offset)?;
+                if let Ok(Some((Record::State { state: s, .. }, _))) = record::decode_at(&data, 0) {
+                    state = s.to_vec();
+                }
+            }
+            let mut body = vec![0u8; entry.body_len as usize];
+            file.read_exact_at(&mut body, entry.body_offset)
+                .map_err(|e| SpoolError::from_io(&e))?;
+            let (done, wait) = tokio::sync::oneshot::channel();
+            ops.push(Op::Store {
+                id,
+                meta: meta.to_vec(),
+                state,
+                body: body.into(),
+                done,
+            });
+            waits.push(wait);
+        }
+        let moved = ops.len();
+        self.commit(ops, true);
+        for mut wait in waits {
+            if let Ok(Err(err)) = wait.try_recv() {
+                return Err(err);
+            }
+        }
+        tracing::debug!(segment = number, moved, "spool segment compacted");
+        Ok(())
+    }
+}
+
+fn read_record(file: &File, offset: u64) -> Result<Vec<u8>, SpoolError> {
+    let mut header = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut header, offset)
+        .map_err(|e| SpoolError::from_io(&e))?;
+    let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+    let mut data = vec![0u8; HEADER_LEN + len];
+    file.read_exact_at(&mut data, offset)
+        .map_err(|e| SpoolError::from_io(&e))?;
+    Ok(data)
+}
+
+fn op_size(op: &Op) -> usize {
+    match op {
+        Op::Store {
+            meta, state, body, ..
+        } => HEADER_LEN + 25 + meta.len() + state.len() + body.len(),
+        Op::State { state, .. } => HEADER_LEN + 17 + state.len(),
+        Op::Remove { .. } => HEADER_LEN + 17,
+        Op::Sync { .. } => 0,
+    }
+}
+
+fn create_segment(inner: &Inner, number: u64) -> Result<(Arc<File>, u64), SpoolError> {
+    let io = |e: std::io::Error| SpoolError::from_io(&e);
+    let path = segment_path(&inner.dir, number);
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all_at(SEGMENT_MAGIC, 0).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    // The new file's directory entry must survive a crash too.
+    File::open(&inner.dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    let file = Arc::new(file);
+    inner.shared().segments.insert(
+        number,
+        Segment {
+            file: Arc::clone(&file),
+            len: SEGMENT_MAGIC.len() as u64,
+            refs: 0,
+            live: 0,
+        },
+    );
+    Ok((file, SEGMENT_MAGIC.len() as u64))
+}

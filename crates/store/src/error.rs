@@ -1,0 +1,60 @@
+//! The error type of every store operation. Callers match on the variants to
+//! tell a user mistake (a taken name, a short password) from a failure of the
+//! database itself; this module does not decide how either is shown.
+
+use std::path::PathBuf;
+
+/// What went wrong in a store operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The account name is not 1 to 64 characters of `a-z`, `0-9`, `.`, `_`, `-`.
+    #[error("invalid account name {0:?}: use 1 to 64 characters among a-z, 0-9, '.', '_' and '-'")]
+    InvalidName(String),
+    /// An account with this name already exists.
+    #[error("account {0:?} already exists")]
+    AccountExists(String),
+    /// No account has this name.
+    #[error("no such account {0:?}")]
+    NoSuchAccount(String),
+    /// The SMTP username is empty, longer than 255 bytes, or holds spaces or
+    /// control characters.
+    #[error("invalid username {0:?}: use 1 to 255 bytes without spaces or control characters")]
+    InvalidUsername(String),
+    /// The SMTP username is taken (by this or another account).
+    #[error("username {0:?} is already taken")]
+    CredentialExists(String),
+    /// The password is shorter than [`MIN_PASSWORD_CHARS`](crate::MIN_PASSWORD_CHARS).
+    #[error("password too short: use at least 8 characters")]
+    WeakPassword,
+    /// The database file could not be opened or created.
+    #[error("cannot open database {}: {source}", path.display())]
+    Open {
+        /// The file that was to be opened.
+        path: PathBuf,
+        /// Why it failed.
+        source: sqlx::Error,
+    },
+    /// Bringing the schema up to date failed (or the file was written by a newer
+    /// version of Carteiro, which this one refuses to touch).
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Hashing or checking a password failed (not a wrong password: that is
+    /// `Ok(None)` from `verify_credential`).
+    #[error("password hashing failed: {0}")]
+    Hash(argon2::password_hash::Error),
+    /// The task running the password hash panicked or was cancelled.
+    #[error("password hashing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// A row holds a value this version cannot read.
+    #[error("corrupt data in the database: {0}")]
+    Corrupt(String),
+}
+
+/// Whether a query failed on a UNIQUE constraint, whichever the backend.
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
