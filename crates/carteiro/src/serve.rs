@@ -38,7 +38,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let tls_config = load_tls(&config, &data)?;
 
     let started = Instant::now();
-    let (spool, recovered) = Spool::open(&data.spool(), SpoolOptions::default())
+    let (spool, recovered) = Spool::open(&data.spool(), spool_options(&config))
         .with_context(|| format!("cannot open the spool at {}", data.spool().display()))?;
     let recovered = decode_recovered(recovered);
     tracing::info!(
@@ -111,6 +111,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The spool's settings from `[spool]`.
+pub fn spool_options(config: &Config) -> SpoolOptions {
+    SpoolOptions {
+        segment_size: config.spool.segment_size,
+        max_size: (config.spool.max_size > 0).then_some(config.spool.max_size),
+    }
 }
 
 async fn bind(addr: SocketAddr, role: Role) -> anyhow::Result<TcpListener> {

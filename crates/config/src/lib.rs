@@ -14,6 +14,7 @@ mod error;
 mod http;
 mod keypath;
 mod smtp;
+mod spool;
 pub mod units;
 mod validate;
 
@@ -30,6 +31,7 @@ pub use dns::DnsConfig;
 pub use error::{ConfigError, Location};
 pub use http::HttpConfig;
 pub use smtp::SmtpConfig;
+pub use spool::SpoolConfig;
 
 use keypath::KeyIndex;
 
@@ -57,6 +59,8 @@ pub struct Config {
     pub dns: DnsConfig,
     /// Outbound delivery: retries, limits, timeouts and routes.
     pub delivery: DeliveryConfig,
+    /// Limits of the durable message store.
+    pub spool: SpoolConfig,
 }
 
 impl Default for Config {
@@ -68,6 +72,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             dns: DnsConfig::default(),
             delivery: DeliveryConfig::default(),
+            spool: SpoolConfig::default(),
         }
     }
 }

@@ -103,6 +103,8 @@ fn empty_file_is_the_default() {
 fn every_key_parses_into_its_field() {
     let config = parse(EVERY_KEY);
     assert_eq!(config.hostname, "MX.Example.org");
+    assert_eq!(config.spool.max_size, 2_000_000_000);
+    assert_eq!(config.spool.segment_size, 8 * 1024 * 1024);
     assert_eq!(config.data_dir, PathBuf::from("data"));
     let smtp = &config.smtp;
     assert_eq!(smtp.relay_listen, [addr("0.0.0.0:25"), addr("[::]:25")]);
@@ -251,6 +253,12 @@ fn bad_values_name_their_key() {
         "smtp.max_message_size",
         "negative",
     );
+    refused(
+        "[spool]\nsegment_size = \"1KiB\"\n",
+        "spool.segment_size",
+        "at least 64KiB",
+    );
+    refused("[spool]\nmax_sise = 5\n", "spool.max_sise", "max_size");
     refused(
         "[smtp]\nidle_timeout = \"5 minutes\"\n",
         "smtp.idle_timeout",

@@ -33,6 +33,9 @@ pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), Conf
     check_smtp(config, source)?;
     check_listeners(config, source)?;
     check_http(config, source)?;
+    if config.spool.segment_size < 64 * 1024 {
+        return Err(source.invalid("spool.segment_size", "must be at least 64KiB"));
+    }
     check_delivery(&mut config.delivery, source)
 }
 

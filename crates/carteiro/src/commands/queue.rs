@@ -9,7 +9,7 @@ use carteiro_config::Config;
 use carteiro_delivery::engine::{QueueEntry, now_millis};
 use carteiro_mail::MessageId;
 use carteiro_queue::{QueuedMessage, RcptStatus};
-use carteiro_spool::{Spool, SpoolError, SpoolOptions};
+use carteiro_spool::{Spool, SpoolError};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -25,7 +25,7 @@ pub async fn run(cmd: QueueCommand, config: &Config) -> anyhow::Result<()> {
     };
     let response = match control::request(&data.control_socket(), &request).await? {
         Some(response) => response,
-        None => offline(&data, &request)?,
+        None => offline(&data, config, &request)?,
     };
     if !response.ok {
         bail!(
@@ -65,7 +65,7 @@ fn parse_id(text: &str) -> anyhow::Result<MessageId> {
 }
 
 /// Acts on the spool directly when no server runs.
-fn offline(data: &DataDir, request: &Request) -> anyhow::Result<Response> {
+fn offline(data: &DataDir, config: &Config, request: &Request) -> anyhow::Result<Response> {
     let dir = data.spool();
     if !dir.exists() {
         let empty = match request {
@@ -75,7 +75,7 @@ fn offline(data: &DataDir, request: &Request) -> anyhow::Result<Response> {
         };
         return Ok(response(!empty.is_null(), empty, request));
     }
-    let (spool, recovered) = match Spool::open(&dir, SpoolOptions::default()) {
+    let (spool, recovered) = match Spool::open(&dir, crate::serve::spool_options(config)) {
         Ok(opened) => opened,
         Err(SpoolError::Locked(_)) => bail!(
             "the spool is in use by a running server that does not answer on {}",

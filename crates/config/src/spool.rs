@@ -1,0 +1,31 @@
+//! The `[spool]` section: how much disk the durable message store may use.
+//!
+//! Values only; the spool applies them.
+
+use serde::Deserialize;
+
+use crate::de;
+
+/// The `[spool]` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// New messages are refused with `452 4.3.1` once the messages in the
+    /// spool would take more than this many bytes; they are accepted again
+    /// as soon as delivered messages make room. `0`: no limit other than
+    /// the disk itself. Default `0`.
+    #[serde(deserialize_with = "de::size")]
+    pub max_size: u64,
+    /// Size of one spool segment file. Default `"64MiB"`; at least `"64KiB"`.
+    #[serde(deserialize_with = "de::size")]
+    pub segment_size: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            max_size: 0,
+            segment_size: 64 * 1024 * 1024,
+        }
+    }
+}
