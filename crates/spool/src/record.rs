@@ -1,11 +1,12 @@
 //! The on-disk record format of spool segments. Pure encoding and decoding,
 //! no I/O.
 //!
-//! A segment file starts with [`SEGMENT_MAGIC`] and then holds records:
+//! A segment file starts with a 16-byte header ([`SEGMENT_MAGIC`] and the
+//! segment's number) and then holds records:
 //!
 //! ```text
 //! len: u32 LE   length of kind + payload
-//! crc: u32 LE   CRC-32 of kind + payload
+//! crc: u32 LE   CRC-32 of kind + payload, seeded with the segment number
 //! flags: u8     bit 0: the message is done (set in place, outside the CRC)
 //! kind: u8      1 message, 2 state, 3 done
 //! payload
@@ -19,11 +20,18 @@
 //! segment holding the later `done` record can be deleted without bringing
 //! the message back at the next start.
 //!
+//! Segment files are preallocated and recycled, so what follows the last
+//! record may be zeros (a clean end) or records of the file's previous life.
+//! Seeding the CRC with the segment number makes those stale records fail
+//! their check, so they end the segment instead of coming back.
+//!
 //! A record whose length runs past the end of the file or whose CRC does not
 //! match ends the readable part of a segment: it is the torn tail of a write
 //! that never completed, and nothing after it was acknowledged.
 
-pub const SEGMENT_MAGIC: &[u8; 8] = b"CRTSPL01";
+pub const SEGMENT_MAGIC: &[u8; 8] = b"CRTSPL02";
+/// Magic and segment number.
+pub const SEGMENT_HEADER_LEN: usize = 16;
 pub const HEADER_LEN: usize = 9;
 /// Offset of the flags byte within a record.
 pub const FLAGS_OFFSET: u64 = 8;
@@ -31,6 +39,26 @@ pub const FLAG_DONE: u8 = 1;
 const KIND_MESSAGE: u8 = 1;
 const KIND_STATE: u8 = 2;
 const KIND_DONE: u8 = 3;
+
+/// The header of segment `number`.
+pub fn segment_header(number: u64) -> [u8; SEGMENT_HEADER_LEN] {
+    let mut header = [0u8; SEGMENT_HEADER_LEN];
+    header[..8].copy_from_slice(SEGMENT_MAGIC);
+    header[8..].copy_from_slice(&number.to_le_bytes());
+    header
+}
+
+/// The segment number in a header, if the header is one.
+pub fn parse_segment_header(data: &[u8]) -> Option<u64> {
+    let header = data.get(..SEGMENT_HEADER_LEN)?;
+    (&header[..8] == SEGMENT_MAGIC)
+        .then(|| u64::from_le_bytes(header[8..].try_into().expect("8 bytes")))
+}
+
+/// The CRC seed of the records of segment `number`.
+pub fn seed(number: u64) -> u32 {
+    (number as u32) ^ ((number >> 32) as u32) ^ 0x5ca1_ab1e
+}
 
 /// One decoded record, borrowing from the segment's bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,6 +85,7 @@ pub enum Record<'a> {
 /// Appends a message record; returns the offset of the body within `out`.
 pub fn encode_message(
     out: &mut Vec<u8>,
+    seed: u32,
     id: u128,
     meta: &[u8],
     state: &[u8],
@@ -75,31 +104,37 @@ pub fn encode_message(
     out.extend_from_slice(state);
     let body_offset = out.len();
     out.extend_from_slice(body);
-    seal(out, start);
+    seal(out, start, seed);
     body_offset
 }
 
-pub fn encode_state(out: &mut Vec<u8>, id: u128, state: &[u8]) {
+pub fn encode_state(out: &mut Vec<u8>, seed: u32, id: u128, state: &[u8]) {
     let start = out.len();
     out.extend_from_slice(&((1 + 16 + state.len()) as u32).to_le_bytes());
     out.extend_from_slice(&[0; 5]);
     out.push(KIND_STATE);
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(state);
-    seal(out, start);
+    seal(out, start, seed);
 }
 
-pub fn encode_done(out: &mut Vec<u8>, id: u128) {
+pub fn encode_done(out: &mut Vec<u8>, seed: u32, id: u128) {
     let start = out.len();
     out.extend_from_slice(&17u32.to_le_bytes());
     out.extend_from_slice(&[0; 5]);
     out.push(KIND_DONE);
     out.extend_from_slice(&id.to_be_bytes());
-    seal(out, start);
+    seal(out, start, seed);
 }
 
-fn seal(out: &mut [u8], start: usize) {
-    let crc = crc32fast::hash(&out[start + HEADER_LEN..]);
+fn checksum(seed: u32, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new_with_initial(seed);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+fn seal(out: &mut [u8], start: usize, seed: u32) {
+    let crc = checksum(seed, &out[start + HEADER_LEN..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -114,26 +149,33 @@ pub enum Stop {
 
 /// Decodes the record at `offset` of `data` (a whole segment). Returns the
 /// record and the offset of the next one, `Ok(None)` at the clean end.
-pub fn decode_at(data: &[u8], offset: usize) -> Result<Option<(Record<'_>, usize)>, Stop> {
+pub fn decode_at(
+    data: &[u8],
+    offset: usize,
+    seed: u32,
+) -> Result<Option<(Record<'_>, usize)>, Stop> {
     let rest = &data[offset..];
     if rest.is_empty() {
+        return Ok(None);
+    }
+    if rest.len() < 4 {
+        return Err(Stop::Truncated);
+    }
+    let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+    if len == 0 {
+        // The zeros of a preallocated tail: nothing was ever written here.
         return Ok(None);
     }
     if rest.len() < HEADER_LEN + 1 {
         return Err(Stop::Truncated);
     }
-    let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
     let flags = rest[8];
-    if len == 0 {
-        // A zero length can only come from a preallocated or zeroed tail.
-        return Err(Stop::Truncated);
-    }
     if rest.len() < HEADER_LEN + len {
         return Err(Stop::Truncated);
     }
     let payload = &rest[HEADER_LEN..HEADER_LEN + len];
-    if crc32fast::hash(payload) != crc {
+    if checksum(seed, payload) != crc {
         return Err(Stop::Corrupt);
     }
     let next = offset + HEADER_LEN + len;
@@ -177,11 +219,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const SEED: u32 = 7;
+
     fn decode_all(data: &[u8]) -> (Vec<Record<'_>>, Result<(), Stop>) {
         let mut records = Vec::new();
         let mut offset = 0;
         loop {
-            match decode_at(data, offset) {
+            match decode_at(data, offset, SEED) {
                 Ok(None) => return (records, Ok(())),
                 Ok(Some((record, next))) => {
                     records.push(record);
@@ -195,9 +239,9 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let mut buf = Vec::new();
-        let body_offset = encode_message(&mut buf, 7, b"meta", b"st", b"body bytes");
-        encode_state(&mut buf, 7, b"state2");
-        encode_done(&mut buf, 7);
+        let body_offset = encode_message(&mut buf, SEED, 7, b"meta", b"st", b"body bytes");
+        encode_state(&mut buf, SEED, 7, b"state2");
+        encode_done(&mut buf, SEED, 7);
         assert_eq!(&buf[body_offset..body_offset + 10], b"body bytes");
         let (records, end) = decode_all(&buf);
         assert_eq!(end, Ok(()));
@@ -224,9 +268,9 @@ mod tests {
     #[test]
     fn a_torn_tail_stops_decoding_without_losing_earlier_records() {
         let mut buf = Vec::new();
-        encode_message(&mut buf, 1, b"m", b"", b"one");
+        encode_message(&mut buf, SEED, 1, b"m", b"", b"one");
         let first_len = buf.len();
-        encode_message(&mut buf, 2, b"m", b"", b"two");
+        encode_message(&mut buf, SEED, 2, b"m", b"", b"two");
         for cut in first_len..buf.len() {
             let (records, end) = decode_all(&buf[..cut]);
             assert_eq!(records.len(), 1, "cut at {cut}");
@@ -239,18 +283,35 @@ mod tests {
     #[test]
     fn the_done_flag_is_outside_the_checksum() {
         let mut buf = Vec::new();
-        encode_message(&mut buf, 1, b"m", b"", b"b");
+        encode_message(&mut buf, SEED, 1, b"m", b"", b"b");
         buf[FLAGS_OFFSET as usize] |= FLAG_DONE;
         assert!(matches!(
-            decode_at(&buf, 0),
+            decode_at(&buf, 0, SEED),
             Ok(Some((Record::Message { done: true, .. }, _)))
         ));
     }
 
     #[test]
+    fn records_of_another_segment_and_zero_tails_end_the_data() {
+        let mut buf = Vec::new();
+        encode_message(&mut buf, SEED, 1, b"m", b"", b"kept");
+        let first = buf.len();
+        encode_message(&mut buf, SEED + 1, 2, b"m", b"", b"stale");
+        let (records, end) = decode_all(&buf);
+        assert_eq!(records.len(), 1);
+        assert_eq!(end, Err(Stop::Corrupt));
+        buf.truncate(first);
+        buf.extend_from_slice(&[0; 64]);
+        let (records, end) = decode_all(&buf);
+        assert_eq!((records.len(), end), (1, Ok(())));
+        assert_eq!(parse_segment_header(&segment_header(42)), Some(42));
+        assert_eq!(parse_segment_header(b"CRTSPL01xxxxxxxx"), None);
+    }
+
+    #[test]
     fn a_flipped_bit_is_detected() {
         let mut buf = Vec::new();
-        encode_message(&mut buf, 1, b"meta", b"", b"body");
+        encode_message(&mut buf, SEED, 1, b"meta", b"", b"body");
         let last = buf.len() - 1;
         buf[last] ^= 1;
         assert_eq!(decode_all(&buf).1, Err(Stop::Corrupt));
@@ -270,7 +331,7 @@ mod tests {
             body in proptest::collection::vec(any::<u8>(), 0..256),
         ) {
             let mut buf = Vec::new();
-            encode_message(&mut buf, id, &meta, &state, &body);
+            encode_message(&mut buf, SEED, id, &meta, &state, &body);
             let (records, end) = decode_all(&buf);
             prop_assert_eq!(end, Ok(()));
             match &records[..] {

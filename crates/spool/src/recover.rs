@@ -1,7 +1,7 @@
 //! Reading the spool back at start: every segment in order, replaying its
 //! records into the index of live messages.
 
-use crate::record::{self, Record, SEGMENT_MAGIC};
+use crate::record::{self, Record, SEGMENT_HEADER_LEN};
 use crate::{Entry, Recovered, Segment, Shared, SpoolError, parse_segment_name};
 use carteiro_mail::MessageId;
 use std::collections::HashMap;
@@ -26,13 +26,14 @@ pub(crate) fn recover(dir: &Path) -> Result<(Shared, Vec<Recovered>, u64), Spool
     for &number in &numbers {
         let path = crate::segment_path(dir, number);
         let data = std::fs::read(&path).map_err(io)?;
-        if data.len() < SEGMENT_MAGIC.len() || &data[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
+        if record::parse_segment_header(&data) != Some(number) {
             // A segment whose header never reached the disk holds nothing
             // that was acknowledged.
             tracing::warn!(segment = %path.display(), "spool segment without header, removing");
             std::fs::remove_file(&path).map_err(io)?;
             continue;
         }
+        let seed = record::seed(number);
         let file = File::open(&path).map_err(io)?;
         shared.segments.insert(
             number,
@@ -43,10 +44,15 @@ pub(crate) fn recover(dir: &Path) -> Result<(Shared, Vec<Recovered>, u64), Spool
                 live: 0,
             },
         );
-        let mut offset = SEGMENT_MAGIC.len();
+        let mut offset = SEGMENT_HEADER_LEN;
         loop {
-            match record::decode_at(&data, offset) {
-                Ok(None) => break,
+            match record::decode_at(&data, offset, seed) {
+                Ok(None) => {
+                    if let Some(seg) = shared.segments.get_mut(&number) {
+                        seg.len = offset as u64;
+                    }
+                    break;
+                }
                 Ok(Some((rec, next))) => {
                     apply(&mut shared, &mut live, number, offset as u64, rec);
                     offset = next;

@@ -1,5 +1,4 @@
 use super::*;
-use std::io::Write;
 
 fn id(n: u128) -> MessageId {
     MessageId(n)
@@ -113,9 +112,21 @@ async fn a_torn_tail_is_ignored_and_earlier_messages_survive() {
         .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("seg-"))
         .unwrap();
     let mut partial = Vec::new();
-    record::encode_message(&mut partial, 2, b"m", b"", b"never acknowledged");
-    let mut file = File::options().append(true).open(&seg).unwrap();
-    file.write_all(&partial[..partial.len() - 5]).unwrap();
+    record::encode_message(
+        &mut partial,
+        record::seed(1),
+        2,
+        b"m",
+        b"",
+        b"never acknowledged",
+    );
+    // Over the end marker that follows the last batch, as the next batch
+    // would have been written.
+    let file = File::options().write(true).open(&seg).unwrap();
+    let end = file.metadata().unwrap().len() - 4;
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(&partial[..partial.len() - 5], end)
+        .unwrap();
     drop(file);
 
     let (spool, recovered) = open(dir.path());

@@ -1,7 +1,7 @@
 //! The single writer thread: group commit, segment rotation, deletion of dead
 //! segments and compaction of mostly-dead ones.
 
-use crate::record::{self, FLAG_DONE, FLAGS_OFFSET, HEADER_LEN, Record, SEGMENT_MAGIC};
+use crate::record::{self, FLAG_DONE, FLAGS_OFFSET, HEADER_LEN, Record, SEGMENT_HEADER_LEN};
 use crate::{Entry, Inner, Op, Segment, SpoolError, SpoolOptions, segment_path};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -30,6 +30,8 @@ pub(crate) struct Writer {
     /// Segments (other than the current one) whose done flags were written
     /// but not yet synced.
     flagged: std::collections::HashSet<u64>,
+    /// Asks the preparer thread for a new spare segment.
+    prepare: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// What one encoded op turns into once the batch is on disk.
@@ -69,12 +71,32 @@ impl Writer {
             dirty: false,
             last_sync: Instant::now(),
             flagged: std::collections::HashSet::new(),
+            prepare: None,
         };
         writer.delete_dead_segments();
         Ok(writer)
     }
 
     pub(crate) fn run(mut self, rx: Receiver<Op>) {
+        let (prepare, wake) = std::sync::mpsc::channel();
+        let dir = self.inner.dir.clone();
+        let size = self.options.segment_size;
+        let preparer = std::thread::Builder::new()
+            .name("spool-prepare".into())
+            .spawn(move || run_preparer(dir, size, wake));
+        if preparer.is_ok() {
+            let _ = prepare.send(());
+            self.prepare = Some(prepare);
+        }
+        self.main_loop(rx);
+        // Dropping the sender ends the preparer after its current file.
+        self.prepare = None;
+        if let Ok(handle) = preparer {
+            let _ = handle.join();
+        }
+    }
+
+    fn main_loop(&mut self, rx: Receiver<Op>) {
         loop {
             let first = if self.dirty {
                 match rx.recv_timeout(LAZY_SYNC.saturating_sub(self.last_sync.elapsed())) {
@@ -116,7 +138,7 @@ impl Writer {
         let mut ops_all = std::mem::take(&mut self.retry);
         ops_all.extend(ops);
         let incoming: u64 = ops_all.iter().map(|op| op_size(op) as u64).sum();
-        if self.len > SEGMENT_MAGIC.len() as u64
+        if self.len > SEGMENT_HEADER_LEN as u64
             && self.len + incoming > self.options.segment_size
             && let Err(err) = self.rotate()
         {
@@ -131,6 +153,7 @@ impl Writer {
 
         self.buf.clear();
         let base = self.len;
+        let seed = record::seed(self.current);
         let mut applied = Vec::with_capacity(ops_all.len());
         let mut needs_sync = force_sync && (self.dirty || !ops_all.is_empty());
         for op in ops_all {
@@ -150,7 +173,7 @@ impl Writer {
                         continue;
                     }
                     let body_offset =
-                        record::encode_message(&mut self.buf, id, &meta, &state, &body);
+                        record::encode_message(&mut self.buf, seed, id, &meta, &state, &body);
                     needs_sync = true;
                     applied.push(Applied::Stored {
                         id,
@@ -165,11 +188,11 @@ impl Writer {
                     });
                 }
                 Op::State { id, state } => {
-                    record::encode_state(&mut self.buf, id, &state);
+                    record::encode_state(&mut self.buf, seed, id, &state);
                     applied.push(Applied::State { id, offset: at });
                 }
                 Op::Remove { id } => {
-                    record::encode_done(&mut self.buf, id);
+                    record::encode_done(&mut self.buf, seed, id);
                     applied.push(Applied::Removed { id });
                 }
                 Op::Sync { done } => {
@@ -251,9 +274,13 @@ impl Writer {
 
     fn write_and_sync(&mut self, sync: bool) -> Result<(), SpoolError> {
         if !self.buf.is_empty() {
-            self.file
-                .write_all_at(&self.buf, self.len)
-                .map_err(|e| SpoolError::from_io(&e))?;
+            // A zero length after the batch marks the end, so what a recycled
+            // file held before is never read as part of this segment.
+            let batch = self.buf.len();
+            self.buf.extend_from_slice(&[0u8; 4]);
+            let written = self.file.write_all_at(&self.buf, self.len);
+            self.buf.truncate(batch);
+            written.map_err(|e| SpoolError::from_io(&e))?;
             self.dirty = true;
         }
         if sync && self.dirty {
@@ -300,6 +327,9 @@ impl Writer {
         self.current = next;
         self.file = file;
         self.len = len;
+        if let Some(prepare) = &self.prepare {
+            let _ = prepare.send(());
+        }
         Ok(())
     }
 
@@ -366,10 +396,18 @@ impl Writer {
             self.dirty = false;
             self.last_sync = Instant::now();
         }
+        let spare = spare_path(&self.inner.dir);
         for number in victims {
             self.inner.shared().segments.remove(&number);
             let path = segment_path(&self.inner.dir, number);
-            if let Err(err) = std::fs::remove_file(&path) {
+            // A dead segment becomes the next spare when none is ready: its
+            // blocks are already allocated.
+            let result = if spare.exists() {
+                std::fs::remove_file(&path)
+            } else {
+                std::fs::rename(&path, &spare)
+            };
+            if let Err(err) = result {
                 tracing::warn!(segment = %path.display(), error = %err, "cannot delete spool segment");
             }
         }
@@ -406,7 +444,8 @@ impl Writer {
                 entry.segment
             )))?;
             let data = read_record(file, entry.record_offset)?;
-            let Ok(Some((Record::Message { meta, state, .. }, _))) = record::decode_at(&data, 0)
+            let Ok(Some((Record::Message { meta, state, .. }, _))) =
+                record::decode_at(&data, 0, record::seed(entry.segment))
             else {
                 return Err(SpoolError::Io("unreadable record during compaction".into()));
             };
@@ -416,7 +455,9 @@ impl Writer {
                     "segment {seg} missing during compaction"
                 )))?;
                 let data = read_record(file, offset)?;
-                if let Ok(Some((Record::State { state: s, .. }, _))) = record::decode_at(&data, 0) {
+                if let Ok(Some((Record::State { state: s, .. }, _))) =
+                    record::decode_at(&data, 0, record::seed(seg))
+                {
                     state = s.to_vec();
                 }
             }
@@ -467,16 +508,26 @@ fn op_size(op: &Op) -> usize {
     }
 }
 
+/// Opens segment `number` for writing: the prepared spare file when there
+/// is one (its blocks are allocated, so syncing writes into it costs no
+/// metadata update), else a new file.
 fn create_segment(inner: &Inner, number: u64) -> Result<(Arc<File>, u64), SpoolError> {
     let io = |e: std::io::Error| SpoolError::from_io(&e);
     let path = segment_path(&inner.dir, number);
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(io)?;
-    file.write_all_at(SEGMENT_MAGIC, 0).map_err(io)?;
+    let spare = spare_path(&inner.dir);
+    let file = match std::fs::rename(&spare, &path) {
+        Ok(()) => File::options().read(true).write(true).open(&path),
+        Err(_) => File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path),
+    }
+    .map_err(io)?;
+    let mut header = record::segment_header(number).to_vec();
+    // An end marker right after the header: the file may be a recycled one.
+    header.extend_from_slice(&[0u8; 4]);
+    file.write_all_at(&header, 0).map_err(io)?;
     file.sync_all().map_err(io)?;
     // The new file's directory entry must survive a crash too.
     File::open(&inner.dir)
@@ -487,10 +538,44 @@ fn create_segment(inner: &Inner, number: u64) -> Result<(Arc<File>, u64), SpoolE
         number,
         Segment {
             file: Arc::clone(&file),
-            len: SEGMENT_MAGIC.len() as u64,
+            len: SEGMENT_HEADER_LEN as u64,
             refs: 0,
             live: 0,
         },
     );
-    Ok((file, SEGMENT_MAGIC.len() as u64))
+    Ok((file, SEGMENT_HEADER_LEN as u64))
+}
+
+fn spare_path(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("spare.log")
+}
+
+/// Keeps one zero-filled spare segment ready in the background, so that
+/// rotation never waits for preallocation. Runs until `wake` is dropped.
+pub(crate) fn run_preparer(dir: std::path::PathBuf, size: u64, wake: Receiver<()>) {
+    while wake.recv().is_ok() {
+        let spare = spare_path(&dir);
+        if spare.exists() {
+            continue;
+        }
+        let tmp = dir.join("spare.tmp");
+        let result = (|| -> std::io::Result<()> {
+            let file = File::create(&tmp)?;
+            let chunk = vec![0u8; 1024 * 1024];
+            let mut written = 0u64;
+            while written < size {
+                let n = chunk.len().min((size - written) as usize);
+                file.write_all_at(&chunk[..n], written)?;
+                written += n as u64;
+            }
+            file.sync_all()?;
+            std::fs::rename(&tmp, &spare)?;
+            File::open(&dir)?.sync_all()
+        })();
+        if let Err(err) = result {
+            // Likely a full disk: segments are then created on demand.
+            tracing::warn!(error = %err, "cannot prepare a spare spool segment");
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
 }
