@@ -100,6 +100,11 @@ impl Destination {
         self.notify.notify_one();
     }
 
+    /// No worker is running (after `close`: every attempt has reported).
+    pub fn is_stopped(&self) -> bool {
+        self.workers.load(Ordering::Acquire) == 0
+    }
+
     pub fn is_idle(&self) -> bool {
         self.workers.load(Ordering::Acquire) == 0 && self.jobs().is_empty()
     }

@@ -30,6 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 /// Fresh message bodies are kept in memory until their first attempt, up to
 /// this many bytes in all; beyond it they are read back from the spool.
 const BODY_CACHE_BYTES: usize = 256 * 1024 * 1024;
+/// How long a shutdown waits for attempts in flight to report.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> u64 {
@@ -163,7 +165,7 @@ pub fn start(
 
 impl Engine {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
-        loop {
+        let done = loop {
             self.dispatch_due(now_millis());
             let wait = self
                 .scheduler
@@ -176,23 +178,38 @@ impl Engine {
                 },
                 None => rx.recv().await,
             };
-            let Some(command) = command else { break };
+            let Some(command) = command else { return };
             if let Some(done) = self.handle_command(command) {
-                for dest in self.destinations.values() {
-                    dest.close();
-                }
-                let _ = done.send(());
-                break;
+                break done;
             }
             // Take whatever else is waiting before dispatching again.
+            let mut stop = None;
             while let Ok(command) = rx.try_recv() {
                 if let Some(done) = self.handle_command(command) {
-                    for dest in self.destinations.values() {
-                        dest.close();
-                    }
-                    let _ = done.send(());
-                    return;
+                    stop = Some(done);
+                    break;
                 }
+            }
+            if let Some(done) = stop {
+                break done;
+            }
+        };
+        self.drain(&mut rx).await;
+        let _ = done.send(());
+    }
+
+    /// At shutdown: no new attempts; the results of attempts in flight are
+    /// still recorded (for a while), so a restart does not repeat them.
+    async fn drain(&mut self, rx: &mut mpsc::UnboundedReceiver<Command>) {
+        for dest in self.destinations.values() {
+            dest.close();
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while self.destinations.values().any(|dest| !dest.is_stopped()) {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Command::Results(id, results))) => self.record(id, results),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
             }
         }
     }
