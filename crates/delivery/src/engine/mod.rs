@@ -205,11 +205,20 @@ impl Engine {
             dest.close();
         }
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        while self.destinations.values().any(|dest| !dest.is_stopped()) {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
+        // Workers end without a message of their own: look again often.
+        while self.destinations.values().any(|dest| !dest.is_stopped())
+            && tokio::time::Instant::now() < deadline
+        {
+            match tokio::time::timeout(Duration::from_millis(10), rx.recv()).await {
                 Ok(Some(Command::Results(id, results))) => self.record(id, results),
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
+                Ok(Some(_)) | Err(_) => {}
+                Ok(None) => break,
+            }
+        }
+        // Results that arrived together with the last worker's end.
+        while let Ok(command) = rx.try_recv() {
+            if let Command::Results(id, results) = command {
+                self.record(id, results);
             }
         }
     }

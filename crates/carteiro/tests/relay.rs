@@ -1,0 +1,114 @@
+//! Delivery through a route (`[[delivery.routes]] domains = ["*"]`): what a
+//! trusted client hands over arrives at the smarthost with our `Received:`
+//! field on top and the envelope and content untouched.
+
+mod common;
+
+use common::{HOSTNAME, Setup, WAIT, python_json, sink, split_received};
+use std::collections::BTreeSet;
+
+/// Headers and a body with what a relay could damage: a line starting with
+/// a dot (dot-stuffing), an empty line in the body, 8-bit text.
+const MESSAGE: &str = "From: Alice <alice@sender.test>\r\n\
+To: Bob <bob@dest.test>\r\n\
+Subject: route test\r\n\
+Message-ID: <route-1@sender.test>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: 8bit\r\n\
+\r\n\
+first line\r\n\
+.a line that starts with a dot\r\n\
+\r\n\
+ol\u{e1}, carteiro\r\n\
+last line\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_delivers_with_our_received_header_and_intact_envelope_and_body() {
+    let sink = sink().await;
+    let server = Setup::new()
+        .trusted_loopback()
+        .route(&["*"], sink.addr())
+        .start()
+        .await;
+
+    let message = serde_json::to_string(MESSAGE).unwrap();
+    let reply = python_json(&format!(
+        r#"
+s = smtplib.SMTP("127.0.0.1", {port}, timeout=20)
+s.ehlo("client.test")
+s.mail("alice@sender.test", ["BODY=8BITMIME"])
+s.rcpt("bob@dest.test")
+s.rcpt("carol@other.test")
+code, text = s.data({message}.encode())
+s.quit()
+done([code, text.decode()])
+"#,
+        port = server.relay.port()
+    ))
+    .await;
+    assert_eq!(reply[0], 250, "end of data: {reply}");
+
+    // Both recipients go to the same smarthost; in one transaction or two,
+    // every copy must be the same.
+    let messages = common::wait_rcpts(&sink, 2).await;
+    let mut rcpts = BTreeSet::new();
+    for message in &messages {
+        assert_eq!(message.mail_from, "alice@sender.test");
+        assert_eq!(message.helo, HOSTNAME, "we introduce ourselves by hostname");
+        rcpts.extend(message.rcpt_to.iter().cloned());
+        let (received, rest) = split_received(&message.data);
+        assert!(
+            received.starts_with("Received: from client.test ([127.0.0.1])"),
+            "{received}"
+        );
+        assert!(received.contains("with ESMTP"), "{received}");
+        assert!(received.contains(" id "), "{received}");
+        assert_eq!(
+            String::from_utf8_lossy(rest),
+            MESSAGE,
+            "content after our Received field must be what the client sent"
+        );
+    }
+    assert_eq!(
+        rcpts,
+        BTreeSet::from(["bob@dest.test".to_string(), "carol@other.test".to_string()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaks_through_the_trusted_relay_listener_is_delivered() {
+    let sink = sink().await;
+    let server = Setup::new()
+        .trusted_loopback()
+        .route(&["*"], sink.addr())
+        .start()
+        .await;
+    let relay = server.relay.to_string();
+    let out = common::swaks(&[
+        "--server",
+        &relay,
+        "--helo",
+        "client.test",
+        "--from",
+        "alice@sender.test",
+        "--to",
+        "bob@dest.test",
+        "--header",
+        "Subject: swaks relay",
+        "--body",
+        "hello from swaks",
+    ])
+    .await;
+    assert!(out.ok, "swaks failed:\n{}", out.transcript);
+    assert!(out.saw("250 2.0.0"), "{}", out.transcript);
+
+    let messages = sink.wait_for_messages(1, WAIT).await.unwrap();
+    let message = &messages[0];
+    assert_eq!(message.mail_from, "alice@sender.test");
+    assert_eq!(message.rcpt_to, ["bob@dest.test"]);
+    assert_eq!(message.header("Subject").as_deref(), Some("swaks relay"));
+    let (received, _) = split_received(&message.data);
+    assert!(received.contains("for <bob@dest.test>"), "{received}");
+    assert!(message.content().contains("hello from swaks"));
+}
