@@ -6,6 +6,7 @@
 //! test file uses only part of it, hence the `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
 
+pub mod client;
 pub mod python;
 
 use carteiro_testkit::{Carteiro, SmtpSink, free_port};
@@ -45,6 +46,8 @@ pub struct Setup {
     delivery: Vec<String>,
     nameservers: Vec<SocketAddr>,
     routes: Vec<(Vec<String>, SocketAddr)>,
+    extra: String,
+    data_dir: Option<PathBuf>,
 }
 
 impl Setup {
@@ -89,6 +92,18 @@ impl Setup {
         self
     }
 
+    /// Raw TOML appended to the file (other sections, e.g. `[spool]`).
+    pub fn extra(mut self, toml: &str) -> Setup {
+        self.extra.push_str(toml);
+        self
+    }
+
+    /// Puts the data directory at `path` instead of the temporary directory.
+    pub fn data_dir(mut self, path: &Path) -> Setup {
+        self.data_dir = Some(path.to_path_buf());
+        self
+    }
+
     /// The configuration file for data directory `data_dir` and the
     /// listeners on `ports` (relay, submission, submissions).
     pub fn toml(&self, data_dir: &Path, ports: [u16; 3]) -> String {
@@ -125,6 +140,8 @@ impl Setup {
                 list(domains)
             ));
         }
+        out.push('\n');
+        out.push_str(&self.extra);
         out
     }
 
@@ -133,7 +150,11 @@ impl Setup {
     pub async fn start(self) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
         let ports = [free_port(), free_port(), free_port()];
-        let toml = self.toml(&dir.path().join("data"), ports);
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
+        let toml = self.toml(&data_dir, ports);
         let carteiro = Carteiro::start(&bin(), &toml, dir.path())
             .await
             .unwrap_or_else(|err| panic!("carteiro did not start: {err:#}\nconfig:\n{toml}"));
