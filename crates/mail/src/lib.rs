@@ -7,8 +7,12 @@
 //! server, the spool, the queue and delivery can share one definition of each.
 
 pub mod address;
+pub mod compose;
+pub mod dkim;
+pub mod dns_records;
 pub mod dsn;
 pub mod envelope;
+pub mod headers;
 pub mod id;
 pub mod reply;
 pub mod trace;
