@@ -92,6 +92,7 @@ impl Handler for CarteiroHandler {
                 envelope: Arc::new(message.envelope),
                 size,
                 received_at,
+                notification: false,
             },
             received_at,
         );

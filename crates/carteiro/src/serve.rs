@@ -48,8 +48,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
 
     let resolver = Resolver::new(&config.dns.nameservers).context("cannot set up DNS")?;
-    let (engine, engine_task) =
-        carteiro_delivery::engine::start(Arc::clone(&config), spool.clone(), resolver, recovered);
+    let (engine, engine_task) = carteiro_delivery::engine::start(
+        Arc::clone(&config),
+        spool.clone(),
+        resolver,
+        Arc::new(carteiro_delivery::engine::NoEvents),
+        recovered,
+    );
 
     let handler = CarteiroHandler::new(
         store.clone(),

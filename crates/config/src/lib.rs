@@ -10,6 +10,7 @@
 mod de;
 mod delivery;
 mod dns;
+mod domains;
 mod error;
 mod http;
 mod keypath;
@@ -28,6 +29,7 @@ use toml::de::DeTable;
 
 pub use delivery::{DeliveryConfig, RelayTarget, Route, TlsMode};
 pub use dns::DnsConfig;
+pub use domains::DomainsConfig;
 pub use error::{ConfigError, Location};
 pub use http::HttpConfig;
 pub use smtp::SmtpConfig;
@@ -61,6 +63,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Limits of the durable message store.
     pub spool: SpoolConfig,
+    /// The policy for sending domains.
+    pub domains: DomainsConfig,
 }
 
 impl Default for Config {
@@ -73,6 +77,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             delivery: DeliveryConfig::default(),
             spool: SpoolConfig::default(),
+            domains: DomainsConfig::default(),
         }
     }
 }

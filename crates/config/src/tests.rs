@@ -104,6 +104,13 @@ fn every_key_parses_into_its_field() {
     let config = parse(EVERY_KEY);
     assert_eq!(config.hostname, "MX.Example.org");
     assert_eq!(config.spool.max_size, 2_000_000_000);
+    assert_eq!(config.domains.allow_unowned_from, ["legacy", "crm"]);
+    assert_eq!(config.domains.return_path_label, "mail-back");
+    assert!(config.domains.allows_unowned_from("CRM"));
+    assert_eq!(
+        config.domains.return_path_domain("shop.test"),
+        "mail-back.shop.test"
+    );
     assert_eq!(config.spool.segment_size, 8 * 1024 * 1024);
     assert_eq!(config.data_dir, PathBuf::from("data"));
     let smtp = &config.smtp;
@@ -259,6 +266,11 @@ fn bad_values_name_their_key() {
         "at least 64KiB",
     );
     refused("[spool]\nmax_sise = 5\n", "spool.max_sise", "max_size");
+    refused(
+        "[domains]\nreturn_path_label = \"a.b\"\n",
+        "domains.return_path_label",
+        "not a DNS label",
+    );
     refused(
         "[smtp]\nidle_timeout = \"5 minutes\"\n",
         "smtp.idle_timeout",

@@ -33,6 +33,19 @@ pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), Conf
     check_smtp(config, source)?;
     check_listeners(config, source)?;
     check_http(config, source)?;
+    let label = &config.domains.return_path_label;
+    if label.is_empty()
+        || label.len() > 63
+        || label.starts_with('-')
+        || label.ends_with('-')
+        || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(source.invalid(
+            "domains.return_path_label",
+            format!("{label:?} is not a DNS label (letters, digits and '-')"),
+        ));
+    }
+    config.domains.return_path_label = label.to_ascii_lowercase();
     if config.spool.segment_size < 64 * 1024 {
         return Err(source.invalid("spool.segment_size", "must be at least 64KiB"));
     }

@@ -16,4 +16,4 @@ pub mod resolve;
 
 pub use client::{ClientSettings, SendOutcome, SmtpClient, TlsPolicy};
 pub use error::{ClientError, ResolveError, Stage};
-pub use resolve::{MxTarget, Resolver};
+pub use resolve::{LookupFailure, MxTarget, Resolver};

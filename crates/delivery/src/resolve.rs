@@ -36,6 +36,18 @@ pub struct MxTarget {
     pub addrs: Vec<IpAddr>,
 }
 
+/// Why a plain record lookup found nothing (for checks that report what is
+/// published, as opposed to delivery decisions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LookupFailure {
+    /// The name does not exist.
+    NxDomain,
+    /// The name exists but has no record of that type.
+    NoRecords,
+    /// The lookup itself failed (timeout, SERVFAIL, ...).
+    Failed(String),
+}
+
 /// What an address lookup found, keeping "no such name" apart from "the
 /// name exists but has no addresses" because they lead to different replies.
 enum Addrs {
@@ -173,6 +185,66 @@ impl Resolver {
         }
     }
 
+    /// The TXT records at `name`, each record's strings joined into one
+    /// (RFC 7208 §3.3: a record split into several strings is one text).
+    pub async fn txt_records(&self, name: &str) -> Result<Vec<String>, LookupFailure> {
+        let name = name.trim_end_matches('.');
+        match self.inner.txt_lookup(fqdn(name)).await {
+            Ok(lookup) => {
+                let texts: Vec<String> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|record| match &record.data {
+                        RData::TXT(txt) => Some(
+                            txt.txt_data
+                                .iter()
+                                .map(|part| String::from_utf8_lossy(part))
+                                .collect::<String>(),
+                        ),
+                        _ => None,
+                    })
+                    .collect();
+                if texts.is_empty() {
+                    Err(LookupFailure::NoRecords)
+                } else {
+                    Ok(texts)
+                }
+            }
+            Err(e) if e.is_nx_domain() => Err(LookupFailure::NxDomain),
+            Err(e) if e.is_no_records_found() => Err(LookupFailure::NoRecords),
+            Err(e) => Err(LookupFailure::Failed(e.to_string())),
+        }
+    }
+
+    /// The MX records at `name` as (preference, exchange without the
+    /// trailing dot), in no particular order.
+    pub async fn mx_records(&self, name: &str) -> Result<Vec<(u16, String)>, LookupFailure> {
+        let name = name.trim_end_matches('.');
+        match self.inner.mx_lookup(fqdn(name)).await {
+            Ok(lookup) => {
+                let records: Vec<(u16, String)> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|record| match &record.data {
+                        RData::MX(mx) => Some((
+                            mx.preference,
+                            mx.exchange.to_ascii().trim_end_matches('.').to_string(),
+                        )),
+                        _ => None,
+                    })
+                    .collect();
+                if records.is_empty() {
+                    Err(LookupFailure::NoRecords)
+                } else {
+                    Ok(records)
+                }
+            }
+            Err(e) if e.is_nx_domain() => Err(LookupFailure::NxDomain),
+            Err(e) if e.is_no_records_found() => Err(LookupFailure::NoRecords),
+            Err(e) => Err(LookupFailure::Failed(e.to_string())),
+        }
+    }
+
     /// §5.1: no MX records but the domain exists, so the domain itself is
     /// the only exchange, with preference 0.
     async fn implicit_mx(&self, domain: &str) -> Result<Vec<MxTarget>, ResolveError> {
@@ -273,6 +345,42 @@ mod tests {
 
     fn resolver(dns: &DnsFixture) -> Resolver {
         Resolver::new(&[dns.addr()]).expect("resolver")
+    }
+
+    #[tokio::test]
+    async fn txt_and_mx_records_are_returned_as_published() {
+        let long = format!("v=DKIM1; k=rsa; p={}", "A".repeat(400));
+        let dns = DnsFixture::builder()
+            .txt("sel._domainkey.shop.test", &long)
+            .txt("shop.test", "v=spf1 a:relay.test ~all")
+            .txt("shop.test", "google-site-verification=x")
+            .mx("bounces.shop.test", 10, "relay.test")
+            .start()
+            .await;
+        let r = resolver(&dns);
+        // The long value arrives split in strings of 255 and is joined again.
+        assert_eq!(
+            r.txt_records("sel._domainkey.shop.test").await,
+            Ok(vec![long])
+        );
+        let mut spf = r.txt_records("shop.test").await.unwrap();
+        spf.sort();
+        assert_eq!(
+            spf,
+            ["google-site-verification=x", "v=spf1 a:relay.test ~all"]
+        );
+        assert_eq!(
+            r.mx_records("bounces.shop.test").await,
+            Ok(vec![(10, "relay.test".to_string())])
+        );
+        assert_eq!(
+            r.txt_records("absent.shop.test").await,
+            Err(LookupFailure::NxDomain)
+        );
+        assert_eq!(
+            r.mx_records("shop.test").await,
+            Err(LookupFailure::NoRecords)
+        );
     }
 
     #[tokio::test]

@@ -80,6 +80,10 @@ pub struct MessageMeta {
     /// Size of the stored message in bytes.
     pub size: u64,
     pub received_at: Millis,
+    /// A delivery status notification Carteiro generated itself: it has no
+    /// message record or events of its own.
+    #[serde(default)]
+    pub notification: bool,
 }
 
 /// A message in the queue: its fixed metadata and its recipients' state
@@ -168,6 +172,7 @@ mod tests {
                 envelope: Arc::new(envelope),
                 size: 100,
                 received_at: 5,
+                notification: false,
             },
             5,
         );

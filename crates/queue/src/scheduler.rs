@@ -262,6 +262,7 @@ mod tests {
                 envelope: Arc::new(envelope),
                 size: 10,
                 received_at: now,
+                notification: false,
             },
             now,
         )

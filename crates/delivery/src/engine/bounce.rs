@@ -127,6 +127,7 @@ pub(crate) fn finish(
                 envelope: Arc::new(envelope),
                 size: dsn.len() as u64,
                 received_at: now,
+                notification: true,
             },
             now,
         );

@@ -11,8 +11,10 @@
 mod bounce;
 mod connect;
 mod destination;
+mod events;
 mod listing;
 
+pub use events::{DeliveryEvent, DeliveryEventKind, EventSink, NoEvents};
 pub use listing::{QueueEntry, QueueRecipient};
 
 use crate::Resolver;
@@ -99,6 +101,7 @@ impl EngineHandle {
 /// way back to the engine.
 pub(crate) struct WorkerContext {
     pub config: Arc<Config>,
+    pub events: Arc<dyn EventSink>,
     pub spool: Spool,
     pub resolver: Resolver,
     pub engine: mpsc::UnboundedSender<Command>,
@@ -124,6 +127,7 @@ pub fn start(
     config: Arc<Config>,
     spool: Spool,
     resolver: Resolver,
+    events: Arc<dyn EventSink>,
     recovered: Vec<QueuedMessage>,
 ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -146,6 +150,7 @@ pub fn start(
     let engine = Engine {
         ctx: Arc::new(WorkerContext {
             config,
+            events,
             spool,
             resolver,
             engine: tx,
@@ -255,6 +260,25 @@ impl Engine {
             }
             Command::Delete(id, reply) => {
                 let removed = self.scheduler.remove(id);
+                if let Some(message) = &removed
+                    && !message.meta.notification
+                {
+                    for (index, state) in message.rcpts.iter().enumerate() {
+                        if state.status.is_final() {
+                            continue;
+                        }
+                        self.ctx.events.emit(DeliveryEvent {
+                            kind: DeliveryEventKind::Deleted,
+                            message_id: id,
+                            account_id: message.meta.account_id,
+                            recipient: message.meta.envelope.recipients[index].address.clone(),
+                            attempt: state.attempts,
+                            reply: None,
+                            remote: None,
+                            next_attempt: None,
+                        });
+                    }
+                }
                 if removed.is_some() {
                     self.forget_body(id);
                     if let Err(err) = self.ctx.spool.remove(id) {
@@ -277,9 +301,21 @@ impl Engine {
 
     fn record(&mut self, id: MessageId, results: Vec<AttemptResult>) {
         let now = now_millis();
+        let attempted: Vec<usize> = results.iter().map(|r| r.rcpt).collect();
+        let emit = |ctx: &WorkerContext, message: &QueuedMessage| {
+            if message.meta.notification {
+                return;
+            }
+            for &rcpt in &attempted {
+                if let Some(event) = events::after_attempt(message, rcpt) {
+                    ctx.events.emit(event);
+                }
+            }
+        };
         match self.scheduler.record(id, results, now) {
             None => {}
             Some(Recorded::Pending(message)) => {
+                emit(&self.ctx, message);
                 let state = message.encode_state();
                 let in_flight = message.rcpts.iter().any(|r| r.in_flight);
                 if let Err(err) = self.ctx.spool.set_state(id, state) {
@@ -291,6 +327,7 @@ impl Engine {
                 }
             }
             Some(Recorded::Finished(message)) => {
+                emit(&self.ctx, &message);
                 let body = self.bodies.get(&id).cloned();
                 self.forget_body(id);
                 bounce::finish(&self.ctx, &self.handle, message, body);
