@@ -35,6 +35,9 @@ pub struct IncomingMessage {
     pub envelope: Envelope,
     /// The whole message as it will be relayed: our `Received:` header first.
     pub body: Bytes,
+    /// Length of our `Received:` header at the start of `body`: the client's
+    /// header section starts here.
+    pub trace_len: usize,
     pub client_ip: IpAddr,
     pub helo: String,
     pub auth_user: Option<String>,

@@ -41,6 +41,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
         }
         self.reply(&Reply::START_DATA);
         let mut body = self.start_body();
+        let trace_len = body.len();
         let smtp = &self.ctx.config.smtp;
         let mut receiver = DataReceiver::new(smtp.max_message_size as usize, smtp.max_line_length);
         loop {
@@ -59,7 +60,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
             self.reply(&problem_reply(problem));
             return Ok(Flow::Continue);
         }
-        self.finish_message(body).await;
+        self.finish_message(body, trace_len).await;
         Ok(Flow::Continue)
     }
 
@@ -133,7 +134,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
             self.reply(&problem_reply(problem));
             return Ok(Flow::Continue);
         }
-        self.finish_message(state.body).await;
+        self.finish_message(state.body, state.header_len).await;
         Ok(Flow::Continue)
     }
 
@@ -176,7 +177,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
     }
 
     /// Hands the message to the handler and answers with its verdict.
-    async fn finish_message(&mut self, body: Vec<u8>) {
+    async fn finish_message(&mut self, body: Vec<u8>, trace_len: usize) {
         let Some(tx) = self.tx.take() else {
             self.reply(&Reply::NEED_MAIL);
             return;
@@ -198,6 +199,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
             account,
             envelope: tx.envelope,
             body: Bytes::from(body),
+            trace_len,
             client_ip: self.peer.ip(),
             helo: self.helo.clone().unwrap_or_default(),
             auth_user: self.auth.as_ref().map(|(user, _)| user.clone()),
