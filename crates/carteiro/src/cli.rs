@@ -41,9 +41,52 @@ pub enum Command {
     /// SMTP logins of an account
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Sending domains, their DKIM keys and DNS records
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Keys for the HTTP API
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
     /// Inspect and act on the queue (works beside a running server)
     #[command(subcommand)]
     Queue(QueueCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DomainCommand {
+    /// Register a sending domain, create its DKIM keys and print the DNS records to publish
+    Add { account: String, domain: String },
+    /// List sending domains
+    List {
+        /// Only this account's
+        account: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the DNS records to publish (DKIM, SPF, DMARC, return-path)
+    Dns {
+        domain: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look the records up and say which are right, missing or wrong
+    Check {
+        domain: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a sending domain and its keys
+    Remove { domain: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiKeyCommand {
+    /// Print a new API key for the account (shown once, stored hashed)
+    Add { account: String },
+    /// List an account's API keys (their prefixes)
+    List { account: String },
+    /// Revoke an API key by its prefix
+    Revoke { prefix: String },
 }
 
 #[derive(Subcommand, Debug)]

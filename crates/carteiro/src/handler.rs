@@ -3,13 +3,13 @@
 //! milliseconds), and a finished message is written to the spool and queued
 //! before the client hears 250.
 
-use bytes::Bytes;
-use carteiro_delivery::engine::{EngineHandle, now_millis};
+use crate::intake::{Incoming, Intake, IntakeError};
+use carteiro_delivery::engine::now_millis;
 use carteiro_mail::Reply;
-use carteiro_queue::{MessageMeta, QueuedMessage};
 use carteiro_smtp_server::{AccountRef, AuthOutcome, Handler, IncomingMessage};
-use carteiro_spool::{Spool, SpoolError};
-use carteiro_store::Store;
+use carteiro_spool::SpoolError;
+use carteiro_store::{MessageSource, Store};
+use serde_json::json;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
@@ -22,23 +22,16 @@ const AUTH_CACHE_MAX: usize = 10_000;
 
 pub struct CarteiroHandler {
     store: Store,
-    spool: Spool,
-    engine: EngineHandle,
+    intake: Arc<Intake>,
     default_account: AccountRef,
     auth_cache: AuthCache,
 }
 
 impl CarteiroHandler {
-    pub fn new(
-        store: Store,
-        spool: Spool,
-        engine: EngineHandle,
-        default_account: AccountRef,
-    ) -> CarteiroHandler {
+    pub fn new(store: Store, intake: Arc<Intake>, default_account: AccountRef) -> CarteiroHandler {
         CarteiroHandler {
             store,
-            spool,
-            engine,
+            intake,
             default_account,
             auth_cache: AuthCache::new(),
         }
@@ -78,46 +71,35 @@ impl Handler for CarteiroHandler {
     }
 
     async fn accept_message(&self, message: IncomingMessage) -> Result<(), Reply> {
-        let received_at = message
+        let received_at_ms = message
             .received_at
             .duration_since(UNIX_EPOCH)
             .map_or_else(|_| now_millis(), |d| d.as_millis() as u64);
-        let size = message.body.len() as u64;
-        let n_recipients = message.envelope.recipients.len();
-        let queued = QueuedMessage::new(
-            message.id,
-            MessageMeta {
-                account_id: message.account.id,
-                account: message.account.name.to_string(),
-                envelope: Arc::new(message.envelope),
-                size,
-                received_at,
-                notification: false,
-            },
-            received_at,
-        );
-        let body: Bytes = message.body;
-        match self
-            .spool
-            .store(message.id, queued.encode_meta(), Vec::new(), body.clone())
-            .await
-        {
-            Ok(()) => {
-                tracing::info!(
-                    message_id = %message.id,
-                    account = %message.account.name,
-                    sender = %queued.meta.envelope.sender,
-                    recipients = n_recipients,
-                    size,
-                    client = %message.client_ip,
-                    tls = message.tls,
-                    auth = message.auth_user.as_deref().unwrap_or(""),
-                    "message received"
-                );
-                self.engine.enqueue(queued, Some(body));
-                Ok(())
+        let incoming = Incoming {
+            id: message.id,
+            account: message.account,
+            envelope: message.envelope,
+            body: message.body,
+            insert_at: message.trace_len,
+            source: MessageSource::Smtp,
+            tags: Vec::new(),
+            metadata: serde_json::Value::Null,
+            received_at_ms,
+            details: json!({
+                "client_ip": message.client_ip.to_string(),
+                "helo": message.helo,
+                "tls": message.tls,
+                "auth_user": message.auth_user,
+                "listener": message.role.name(),
+            }),
+        };
+        match self.intake.accept(incoming).await {
+            Ok(_) => Ok(()),
+            Err(IntakeError::Refused(refusal)) => {
+                tracing::info!(message_id = %message.id, reason = %refusal.message(), "message refused");
+                Err(refusal.smtp_reply())
             }
-            Err(err) => {
+            Err(IntakeError::Spool(err)) => {
                 match &err {
                     SpoolError::Full(_) => {
                         tracing::warn!(error = %err, "spool full, message refused")

@@ -2,12 +2,15 @@
 //! Business logic lives in the library crates; this crate knows about
 //! processes, signals, the configuration file and the data directory layout.
 
+mod api;
 mod cli;
 mod commands;
 mod control;
 mod handler;
+mod intake;
 mod layout;
 mod logging;
+mod sending;
 mod serve;
 
 use clap::Parser;
@@ -57,6 +60,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Credential(cmd) => {
             let config = layout::load_config(cli.config.as_deref())?;
             commands::credential::run(cmd, &config).await
+        }
+        Command::Domain(cmd) => {
+            let config = layout::load_config(cli.config.as_deref())?;
+            commands::domain::run(cmd, &config).await
+        }
+        Command::Apikey(cmd) => {
+            let config = layout::load_config(cli.config.as_deref())?;
+            commands::apikey::run(cmd, &config).await
         }
         Command::Queue(cmd) => {
             let config = layout::load_config(cli.config.as_deref())?;

@@ -2,16 +2,19 @@
 //! starts delivery, the SMTP listeners and the control socket, and stops
 //! them in order on SIGTERM or SIGINT.
 
+use crate::api::ApiSubmitter;
 use crate::control;
 use crate::handler::CarteiroHandler;
+use crate::intake::{Intake, StoreEvents};
 use crate::layout::DataDir;
+use crate::sending::{SendingPolicy, Signers};
 use anyhow::Context;
 use carteiro_config::Config;
 use carteiro_delivery::Resolver;
 use carteiro_queue::QueuedMessage;
 use carteiro_smtp_server::{AccountRef, Role, ServerContext, tls};
 use carteiro_spool::{Spool, SpoolOptions};
-use carteiro_store::Store;
+use carteiro_store::{EventWriter, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,26 +50,36 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "spool recovered"
     );
 
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (events, events_task) = EventWriter::start(store.clone());
     let resolver = Resolver::new(&config.dns.nameservers).context("cannot set up DNS")?;
     let (engine, engine_task) = carteiro_delivery::engine::start(
         Arc::clone(&config),
         spool.clone(),
         resolver,
-        Arc::new(carteiro_delivery::engine::NoEvents),
+        Arc::new(StoreEvents(events.clone())),
         recovered,
     );
+    let signers = Signers::load(&store)
+        .await
+        .context("cannot load the sending domains")?;
+    let refresh_task = signers.spawn_refresh(store.clone(), stop_rx.clone());
+    let intake = Arc::new(Intake::new(
+        SendingPolicy::new(Arc::clone(&config), signers, store.clone()),
+        spool.clone(),
+        engine.clone(),
+        events.clone(),
+    ));
 
     let handler = CarteiroHandler::new(
         store.clone(),
-        spool.clone(),
-        engine.clone(),
+        Arc::clone(&intake),
         AccountRef {
             id: default_account.id,
             name: default_account.name.into(),
         },
     );
     let ctx = ServerContext::new(Arc::clone(&config), Some(tls_config), handler);
-    let (stop_tx, stop_rx) = watch::channel(false);
 
     let mut listeners = Vec::new();
     for (role, addrs) in [
@@ -85,6 +98,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             )));
         }
     }
+    let http_listener = TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    tracing::info!(addr = %config.http.listen, "http listening");
+    let router = carteiro_http::router(carteiro_http::ApiState {
+        store: store.clone(),
+        submitter: Arc::new(ApiSubmitter::new(
+            Arc::clone(&intake),
+            config.hostname.clone(),
+            config.smtp.max_message_size,
+        )),
+        config: Arc::clone(&config),
+    });
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        };
+        if let Err(err) = carteiro_http::serve(http_listener, router, stopped).await {
+            tracing::error!(error = %err, "http server failed");
+        }
+    });
     let control_task = control::serve(&data.control_socket(), engine.clone(), stop_rx.clone())
         .await
         .context("cannot start the control socket")?;
@@ -100,6 +135,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for listener in listeners {
         let _ = listener.await;
     }
+    // Requests in flight get the same few seconds as SMTP sessions.
+    let _ = tokio::time::timeout(DRAIN_TIME, http_task).await;
     // Sessions in the middle of a message get a moment to finish it.
     let deadline = Instant::now() + DRAIN_TIME;
     while ctx.limiter.active() > 0 && Instant::now() < deadline {
@@ -108,6 +145,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     engine.shutdown().await;
     let _ = engine_task.await;
     let _ = control_task.await;
+    let _ = refresh_task.await;
+    events.flush().await;
+    drop(intake);
+    events.close().await;
+    let _ = events_task.await;
     let _ = std::fs::remove_file(data.control_socket());
     if let Err(err) = spool.sync().await {
         tracing::error!(error = %err, "final spool sync failed");

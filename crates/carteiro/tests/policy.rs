@@ -168,6 +168,7 @@ async fn wrong_password_is_refused_and_the_right_one_delivers() {
     server
         .add_login("shop", "shop-app", "correct horse battery")
         .await;
+    server.cli(&["domain", "add", "shop", "shop.test"]).await;
     let submission = server.submission.to_string();
     let submissions = server.submissions.to_string();
 

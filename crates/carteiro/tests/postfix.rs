@@ -155,7 +155,13 @@ async fn postfix_relays_through_carteiro_with_starttls_and_auth() {
         return;
     }
     let sink = common::sink().await;
-    let server = Setup::new().route(&["*"], sink.addr()).start().await;
+    // The smarthost case: the office's machines send from any domain, so
+    // its account is allowed to send unsigned mail for domains it does not own.
+    let server = Setup::new()
+        .route(&["*"], sink.addr())
+        .extra("[domains]\nallow_unowned_from = [\"default\", \"office\"]\n")
+        .start()
+        .await;
     server.add_login("office", "pf-relay", "pf-secret-1").await;
 
     let base = tempfile::tempdir().unwrap();

@@ -86,6 +86,7 @@ async fn swaks_pipelining_on_relay_and_submission() {
         .start()
         .await;
     server.add_login("shop", "shop-app", "s3cret-pass").await;
+    server.cli(&["domain", "add", "shop", "shop.test"]).await;
     let relay = server.relay.to_string();
     let submission = server.submission.to_string();
 
@@ -141,7 +142,7 @@ async fn swaks_pipelining_on_relay_and_submission() {
 
 /// Content with what CHUNKING must leave alone: lines starting with dots
 /// and a chunk boundary in the middle of a line.
-const PART1: &str = "From: alice@sender.test\r\nSubject: bdat test\r\nMessage-ID: <bdat-1@sender.test>\r\n\r\n.one leading dot\r\nthe chunk ends in the mid";
+const PART1: &str = "From: alice@sender.test\r\nSubject: bdat test\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bdat-1@sender.test>\r\n\r\n.one leading dot\r\nthe chunk ends in the mid";
 const PART2: &str = "dle of this line\r\n..two leading dots\r\n.\r\nend\r\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 const MESSAGE: &str = "From: Alice <alice@sender.test>\r\n\
 To: Bob <bob@dest.test>\r\n\
 Subject: route test\r\n\
+Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\
 Message-ID: <route-1@sender.test>\r\n\
 MIME-Version: 1.0\r\n\
 Content-Type: text/plain; charset=utf-8\r\n\

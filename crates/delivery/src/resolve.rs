@@ -18,6 +18,7 @@ use rand::seq::SliceRandom;
 use tokio::task::JoinSet;
 
 use crate::error::ResolveError;
+pub use carteiro_mail::dns_records::LookupFailure;
 
 /// A DNS resolver for delivery. Cheap to clone: clones share one cache and
 /// one set of name server connections.
@@ -34,18 +35,6 @@ pub struct MxTarget {
     pub host: String,
     pub preference: u16,
     pub addrs: Vec<IpAddr>,
-}
-
-/// Why a plain record lookup found nothing (for checks that report what is
-/// published, as opposed to delivery decisions).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LookupFailure {
-    /// The name does not exist.
-    NxDomain,
-    /// The name exists but has no record of that type.
-    NoRecords,
-    /// The lookup itself failed (timeout, SERVFAIL, ...).
-    Failed(String),
 }
 
 /// What an address lookup found, keeping "no such name" apart from "the

@@ -27,6 +27,16 @@ pub enum StoreError {
     /// The password is shorter than [`MIN_PASSWORD_CHARS`](crate::MIN_PASSWORD_CHARS).
     #[error("password too short: use at least 8 characters")]
     WeakPassword,
+    /// The domain is not a valid domain name (address literals are refused).
+    #[error("invalid domain {0:?}")]
+    InvalidDomain(String),
+    /// The domain is registered already (by this or another account).
+    #[error("domain {0:?} is already registered")]
+    DomainExists(String),
+    /// A DKIM key to store is unusable: a bad or repeated selector, or an empty
+    /// key.
+    #[error("invalid dkim key: {0}")]
+    InvalidDkimKey(String),
     /// The database file could not be opened or created.
     #[error("cannot open database {}: {source}", path.display())]
     Open {
@@ -52,6 +62,24 @@ pub enum StoreError {
     /// A row holds a value this version cannot read.
     #[error("corrupt data in the database: {0}")]
     Corrupt(String),
+}
+
+/// A name that is not one of a fixed set (an event type, a message source, a
+/// DKIM algorithm): what callers get from `FromStr` on those enums.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct UnknownValue {
+    /// What kind of name was expected ("event type", ...).
+    pub what: &'static str,
+    /// The name given.
+    pub value: String,
+}
+
+/// A stored value this version does not know is corrupt data.
+impl From<UnknownValue> for StoreError {
+    fn from(error: UnknownValue) -> StoreError {
+        StoreError::Corrupt(error.to_string())
+    }
 }
 
 /// Whether a query failed on a UNIQUE constraint, whichever the backend.

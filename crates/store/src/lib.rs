@@ -1,6 +1,7 @@
-//! Carteiro's relational data: accounts and their SMTP credentials, kept in one
-//! SQLite file in the data directory (later: domains, API keys, events,
-//! statistics, suppression lists, and a PostgreSQL backend).
+//! Carteiro's relational data, kept in one SQLite file in the data directory:
+//! accounts and their SMTP credentials, sending domains with their DKIM keys,
+//! HTTP API keys, and the record of every accepted message with its event log
+//! (later: statistics, suppression lists, and a PostgreSQL backend).
 //!
 //! A running server and a CLI process open the same file at the same time, so the
 //! database runs in WAL mode with a busy timeout, and every write is one statement
@@ -11,19 +12,41 @@
 //! checks data, and leaves policy (who may relay, what a login may send) to the
 //! crates that call it. It never returns or logs a password hash or a password.
 //!
-//! Layout: one module per table group (`accounts`, `credentials`), with the SQL
-//! written once with `$N` placeholders so the same text can serve PostgreSQL;
-//! schema changes live in `migrations/sqlite/NNNN_name.sql`.
+//! Message records and events come from the mail path, which must never wait on
+//! SQL: they go through the [`EventWriter`], a task that writes them in batches
+//! (one transaction each, a few milliseconds apart) on its own connection. Its
+//! batch statements use SQLite's JSON functions, so they are the one place a
+//! PostgreSQL backend needs its own SQL text.
+//!
+//! Layout: one module per table group (`accounts`, `credentials`, `domains`,
+//! `api_keys`, `messages`, `events`; `event_batch` writes a batch and
+//! `event_writer` runs the task; `generation` is the change counter a server
+//! polls), with the SQL written once with `$N` placeholders so the same text
+//! can serve PostgreSQL; schema changes live in `migrations/sqlite/NNNN_name.sql`.
 
 mod accounts;
+mod api_keys;
 mod credentials;
+mod domains;
 mod error;
+mod event_batch;
+mod event_writer;
+mod events;
+mod generation;
+mod messages;
 mod password;
 mod store;
 
 pub use accounts::Account;
+pub use api_keys::ApiKey;
 pub use credentials::Credential;
-pub use error::StoreError;
+pub use domains::{DkimAlgorithm, DkimKey, Domain, NewDkimKey};
+pub use error::{StoreError, UnknownValue};
+pub use event_writer::{DEFAULT_LINGER, EventWriter, MAX_BATCH};
+pub use events::{EventKind, EventRecord, MAX_EVENTS_PAGE, NewEvent, RECIPIENT_STATES};
+pub use messages::{
+    MAX_MESSAGES_PAGE, MessageFilter, MessageRecord, MessageSource, NewMessage, RecipientRecord,
+};
 pub use password::{MIN_PASSWORD_CHARS, generate_password};
 pub use store::Store;
 

@@ -1,8 +1,10 @@
 //! One module per command group of the CLI.
 
 pub mod account;
+pub mod apikey;
 pub mod config;
 pub mod credential;
+pub mod domain;
 pub mod queue;
 
 use crate::layout::DataDir;

@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod dkim;
 pub mod python;
 
 use carteiro_testkit::{Carteiro, SmtpSink, free_port};
@@ -105,8 +106,8 @@ impl Setup {
     }
 
     /// The configuration file for data directory `data_dir` and the
-    /// listeners on `ports` (relay, submission, submissions).
-    pub fn toml(&self, data_dir: &Path, ports: [u16; 3]) -> String {
+    /// listeners on `ports` (relay, submission, submissions, http).
+    pub fn toml(&self, data_dir: &Path, ports: [u16; 4]) -> String {
         let list = |items: &[String]| {
             let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
             format!("[{}]", quoted.join(", "))
@@ -127,6 +128,10 @@ impl Setup {
             out.push_str(line);
             out.push('\n');
         }
+        out.push_str(&format!(
+            "\n[http]\nlisten = \"127.0.0.1:{}\"\npublic_url = \"http://127.0.0.1:{}\"\n",
+            ports[3], ports[3]
+        ));
         let nameservers: Vec<String> = self.nameservers.iter().map(|a| a.to_string()).collect();
         out.push_str(&format!("\n[dns]\nnameservers = {}\n", list(&nameservers)));
         out.push_str("\n[delivery]\n");
@@ -149,7 +154,7 @@ impl Setup {
     /// its three listeners.
     pub async fn start(self) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let ports = [free_port(), free_port(), free_port()];
+        let ports = [free_port(), free_port(), free_port(), free_port()];
         let data_dir = self
             .data_dir
             .clone()
@@ -163,6 +168,7 @@ impl Setup {
             relay: addr(ports[0]),
             submission: addr(ports[1]),
             submissions: addr(ports[2]),
+            http: addr(ports[3]),
             carteiro,
             dir,
         }
@@ -177,6 +183,7 @@ pub struct Server {
     pub relay: SocketAddr,
     pub submission: SocketAddr,
     pub submissions: SocketAddr,
+    pub http: SocketAddr,
 }
 
 impl Server {
@@ -282,6 +289,24 @@ impl Swaks {
     }
 }
 
+/// The message without the DKIM-Signature fields at its top.
+pub fn skip_dkim_signatures(mut data: &[u8]) -> &[u8] {
+    while data.starts_with(b"DKIM-Signature:") {
+        let mut end = 0;
+        loop {
+            let Some(pos) = data[end..].windows(2).position(|w| w == b"\r\n") else {
+                return data;
+            };
+            end += pos + 2;
+            if !matches!(data.get(end), Some(b' ' | b'\t')) {
+                break;
+            }
+        }
+        data = &data[end..];
+    }
+    data
+}
+
 /// Runs swaks with `args` (the server and message options).
 pub async fn swaks(args: &[&str]) -> Swaks {
     let output = run("swaks", args, None).await;
@@ -294,8 +319,10 @@ pub async fn swaks(args: &[&str]) -> Swaks {
 }
 
 /// Splits a message as the sink received it into our `Received:` field
-/// (unfolded) and everything after it, checking it is ours and first.
+/// (unfolded) and everything after it, checking it is ours and first after
+/// any DKIM-Signature fields Carteiro added.
 pub fn split_received(data: &[u8]) -> (String, &[u8]) {
+    let data = skip_dkim_signatures(data);
     assert!(
         data.starts_with(b"Received: "),
         "message does not start with a Received field: {}",

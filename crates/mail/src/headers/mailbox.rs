@@ -114,6 +114,12 @@ impl Lexer<'_> {
             }
             self.pos += 1;
         }
+        // A character no other token takes (a backslash outside quotes)
+        // makes no progress: the field is unreadable, and the lexer must
+        // never return an empty token forever.
+        if self.pos == start {
+            return Token::Invalid;
+        }
         Token::Atom(start, self.pos)
     }
 }

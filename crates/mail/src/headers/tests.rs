@@ -113,6 +113,20 @@ fn from_variants() {
 }
 
 #[test]
+fn a_backslash_outside_quotes_ends_the_scan_instead_of_looping() {
+    // Found by the proptest: the lexer returned an empty atom for `\`
+    // without moving on, forever, growing a token list until memory ran out.
+    for value in [
+        "a\\b@c.example",
+        "\\",
+        "x \\ <a@b.example>",
+        "=?utf-8?B?\\a@b.example",
+    ] {
+        assert_eq!(summarize(&with_from(value)).from, None, "From: {value:?}");
+    }
+}
+
+#[test]
 fn from_domain_is_lowercased_and_count_is_kept() {
     let summary = summarize(&with_from("Alice <Alice@SHOP.Example>"));
     assert_eq!(summary.from.as_deref(), Some("Alice@SHOP.Example"));

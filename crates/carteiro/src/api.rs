@@ -1,0 +1,109 @@
+//! The HTTP API's way into the daemon: a message composed by the API goes
+//! through the same intake as SMTP mail (sending policy, DKIM, spool,
+//! record, queue), then the event writer is flushed so that a `GET` right
+//! after the `202` finds the message.
+
+use crate::intake::{Incoming, Intake, IntakeError};
+use bytes::Bytes;
+use carteiro_delivery::engine::now_millis;
+use carteiro_http::{Submission, SubmitError, Submitter};
+use carteiro_mail::{BodyType, Envelope, Recipient};
+use carteiro_smtp_server::AccountRef;
+use carteiro_spool::SpoolError;
+use carteiro_store::MessageSource;
+use serde_json::json;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc2822;
+
+pub struct ApiSubmitter {
+    intake: Arc<Intake>,
+    hostname: String,
+    max_message_size: u64,
+}
+
+impl ApiSubmitter {
+    pub fn new(intake: Arc<Intake>, hostname: String, max_message_size: u64) -> ApiSubmitter {
+        ApiSubmitter {
+            intake,
+            hostname,
+            max_message_size,
+        }
+    }
+}
+
+impl Submitter for ApiSubmitter {
+    async fn submit(&self, submission: Submission) -> Result<(), SubmitError> {
+        if submission.message.len() as u64 > self.max_message_size {
+            return Err(SubmitError::Refused {
+                field: "attachments".into(),
+                message: format!(
+                    "the composed message is {} bytes, above the limit of {}",
+                    submission.message.len(),
+                    self.max_message_size
+                ),
+            });
+        }
+        let mut envelope = Envelope::new(submission.envelope_from.clone());
+        envelope.recipients = submission
+            .recipients
+            .iter()
+            .map(|r| Recipient::new(r.clone()))
+            .collect();
+        envelope.smtputf8 = submission.needs_smtputf8;
+        envelope.body_type = if submission.message.is_ascii() {
+            BodyType::SevenBit
+        } else {
+            BodyType::EightBitMime
+        };
+        // A trace field for mail that came over HTTP (RFC 5321 §4.4 allows
+        // "by ... with" without "from" for other protocols).
+        let date = OffsetDateTime::now_utc()
+            .format(&Rfc2822)
+            .unwrap_or_default();
+        let received = format!(
+            "Received: by {} (Carteiro) with HTTP\r\n\tid {};\r\n\t{date}\r\n",
+            self.hostname, submission.id
+        );
+        let mut body = Vec::with_capacity(received.len() + submission.message.len());
+        body.extend_from_slice(received.as_bytes());
+        body.extend_from_slice(&submission.message);
+        let incoming = Incoming {
+            id: submission.id,
+            account: AccountRef {
+                id: submission.account.id,
+                name: submission.account.name.as_str().into(),
+            },
+            envelope,
+            body: Bytes::from(body),
+            insert_at: received.len(),
+            source: MessageSource::Api,
+            tags: submission.tags,
+            metadata: submission.metadata,
+            received_at_ms: now_millis(),
+            details: json!({}),
+        };
+        match self.intake.accept(incoming).await {
+            Ok(_) => {
+                self.intake.events().flush().await;
+                Ok(())
+            }
+            Err(IntakeError::Refused(refusal)) if refusal.is_client_error() => {
+                Err(SubmitError::Refused {
+                    field: refusal.field().into(),
+                    message: refusal.message(),
+                })
+            }
+            Err(IntakeError::Refused(refusal)) => Err(SubmitError::Internal(refusal.message())),
+            Err(IntakeError::Spool(SpoolError::Full(text))) => Err(SubmitError::Unavailable(
+                format!("the spool is full, try again later ({text})"),
+            )),
+            Err(IntakeError::Spool(err)) => {
+                tracing::error!(error = %err, "spool write failed, API message refused");
+                Err(SubmitError::Unavailable(
+                    "cannot store the message now, try again later".into(),
+                ))
+            }
+        }
+    }
+}

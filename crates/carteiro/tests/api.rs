@@ -1,0 +1,350 @@
+//! The HTTP API end to end, driven with curl: sending (signed, durable,
+//! delivered), the message record and its events for API and SMTP mail,
+//! the event log, and the errors a client sees.
+
+mod common;
+
+use common::dkim::{dkimpy_verify, records};
+use common::{Server, Setup, run, swaks};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// An HTTP answer: status and parsed JSON body.
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+async fn curl(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
+    let url = format!("http://{}{path}", server.http);
+    let auth = key.map(|k| format!("Authorization: Bearer {k}"));
+    let mut args = vec!["-s", "-X", method, "-w", "\n%{http_code}"];
+    if let Some(auth) = &auth {
+        args.extend(["-H", auth]);
+    }
+    if body.is_some() {
+        args.extend([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ]);
+    }
+    args.push(&url);
+    let output = run("curl", &args, body.map(str::as_bytes)).await;
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let (json_text, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    Answer {
+        status: status.trim().parse().unwrap_or(0),
+        body: serde_json::from_str(json_text).unwrap_or(Value::String(json_text.to_string())),
+    }
+}
+
+/// Creates an API key for `account`; returns the secret.
+async fn api_key(server: &Server, account: &str) -> String {
+    let out = server.cli(&["apikey", "add", account]).await;
+    out.lines()
+        .find(|l| l.starts_with("crt_"))
+        .unwrap_or_else(|| panic!("no key in: {out}"))
+        .to_string()
+}
+
+/// Polls GET /api/v1/messages/{id} until an event of `kind` shows up.
+async fn wait_event(server: &Server, key: &str, id: &str, kind: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = curl(
+            server,
+            "GET",
+            &format!("/api/v1/messages/{id}"),
+            Some(key),
+            None,
+        )
+        .await;
+        if answer.status == 200
+            && answer.body["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["type"] == kind))
+        {
+            return answer.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} event for {id}: {} {}\n{}",
+            answer.status,
+            answer.body,
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_message_is_signed_delivered_and_has_a_timeline() {
+    let sink = common::sink().await;
+    let server = Setup::new().route(&["*"], sink.addr()).start().await;
+    server.cli(&["account", "add", "shop"]).await;
+    server.cli(&["domain", "add", "shop", "shop.test"]).await;
+    let key = api_key(&server, "shop").await;
+
+    let request = json!({
+        "from": "Shop <orders@shop.test>",
+        "to": ["alice@dest.test"],
+        "cc": "bob@dest.test",
+        "bcc": ["carol@dest.test"],
+        "subject": "Your order 1042",
+        "text": "Thank you.\n.\nA line with only a dot above.",
+        "html": "<p>Thank you.</p>",
+        "headers": {"X-Order": "1042"},
+        "attachments": [{"filename": "order.txt", "content_type": "text/plain", "content_base64": "b3JkZXIgMTA0Mg=="}],
+        "tags": ["orders"],
+        "metadata": {"order": 1042}
+    });
+    let answer = curl(
+        &server,
+        "POST",
+        "/api/v1/messages",
+        Some(&key),
+        Some(&request.to_string()),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    let id = answer.body["id"].as_str().expect("id").to_string();
+    let recipients = answer.body["recipients"].as_array().expect("recipients");
+    let addresses: Vec<&str> = recipients
+        .iter()
+        .filter_map(|r| r["address"].as_str())
+        .collect();
+    assert_eq!(
+        addresses,
+        ["alice@dest.test", "bob@dest.test", "carol@dest.test"]
+    );
+    assert_eq!(recipients[0]["id"], format!("{id}-0"));
+
+    let messages = common::wait_rcpts(&sink, 3).await;
+    let message = &messages[0];
+    assert_eq!(message.mail_from, "orders@shop.test");
+    assert!(message.header("Bcc").is_none());
+    assert_eq!(message.header("X-Order").as_deref(), Some("1042"));
+    let records = records(&server, "shop.test").await;
+    assert_eq!(dkimpy_verify(&message.data, &records).await, [true, true]);
+
+    let record = wait_event(&server, &key, &id, "delivered").await;
+    assert_eq!(record["subject"], "Your order 1042");
+    assert_eq!(record["tags"], json!(["orders"]));
+    assert_eq!(record["metadata"]["order"], 1042);
+    let events = record["events"].as_array().unwrap();
+    assert_eq!(events[0]["type"], "received");
+    let delivered = events.iter().find(|e| e["type"] == "delivered").unwrap();
+    assert!(
+        delivered["details"]["reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("250")
+    );
+    assert_eq!(delivered["account"], "shop");
+    assert!(delivered["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    // The event log shows the same.
+    let log = curl(
+        &server,
+        "GET",
+        "/api/v1/events?type=delivered",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(log.status, 200, "{}", log.body);
+    assert!(
+        log.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["message_id"] == id.as_str()),
+        "{}",
+        log.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_see_only_their_own_data_and_errors_are_clear() {
+    let sink = common::sink().await;
+    let server = Setup::new().route(&["*"], sink.addr()).start().await;
+    server.cli(&["account", "add", "shop"]).await;
+    server.cli(&["domain", "add", "shop", "shop.test"]).await;
+    server.cli(&["account", "add", "blog"]).await;
+    let shop = api_key(&server, "shop").await;
+    let blog = api_key(&server, "blog").await;
+
+    let good = json!({"from": "a@shop.test", "to": ["x@dest.test"], "subject": "s", "text": "t"});
+    let sent = curl(
+        &server,
+        "POST",
+        "/api/v1/messages",
+        Some(&shop),
+        Some(&good.to_string()),
+    )
+    .await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    let id = sent.body["id"].as_str().unwrap();
+
+    // Another account's key: 404, exactly like a missing message.
+    let other = curl(
+        &server,
+        "GET",
+        &format!("/api/v1/messages/{id}"),
+        Some(&blog),
+        None,
+    )
+    .await;
+    assert_eq!(other.status, 404, "{}", other.body);
+    assert_eq!(other.body["error"], "message not found");
+    let list = curl(&server, "GET", "/api/v1/messages", Some(&blog), None).await;
+    assert_eq!(list.body["messages"], json!([]), "{}", list.body);
+
+    // No key, a wrong key.
+    assert_eq!(
+        curl(&server, "GET", "/api/v1/messages", None, None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        curl(&server, "GET", "/api/v1/messages", Some("crt_wrong"), None)
+            .await
+            .status,
+        401
+    );
+    // Malformed JSON.
+    let bad = curl(
+        &server,
+        "POST",
+        "/api/v1/messages",
+        Some(&shop),
+        Some("{\"from\": "),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(bad.body["error"], "malformed JSON");
+    // An invalid address names its field.
+    let invalid =
+        json!({"from": "a@shop.test", "to": ["x@dest.test", "not an address"], "text": "t"});
+    let answer = curl(
+        &server,
+        "POST",
+        "/api/v1/messages",
+        Some(&shop),
+        Some(&invalid.to_string()),
+    )
+    .await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert_eq!(answer.body["detail"]["field"], "to[1]");
+    // A From domain the account does not own.
+    let unowned = json!({"from": "a@blog.test", "to": ["x@dest.test"], "text": "t"});
+    let answer = curl(
+        &server,
+        "POST",
+        "/api/v1/messages",
+        Some(&blog),
+        Some(&unowned.to_string()),
+    )
+    .await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert_eq!(answer.body["detail"]["field"], "from");
+    // A body with neither text nor html.
+    let empty = json!({"from": "a@shop.test", "to": ["x@dest.test"], "subject": "s"});
+    let answer = curl(
+        &server,
+        "POST",
+        "/api/v1/messages",
+        Some(&shop),
+        Some(&empty.to_string()),
+    )
+    .await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert_eq!(answer.body["detail"]["field"], "text");
+
+    // Only the good message was ever queued or delivered.
+    common::wait_rcpts(&sink, 1).await;
+    assert_eq!(sink.messages().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_mail_gets_the_same_record_and_deletion_is_an_event() {
+    let sink = common::sink().await;
+    // hold.test is routed to a port where nothing listens: mail waits.
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], carteiro_testkit::free_port()));
+    let server = Setup::new()
+        .trusted_loopback()
+        .route(&["dest.test"], sink.addr())
+        .route(&["hold.test"], closed)
+        .start()
+        .await;
+    let key = api_key(&server, "default").await;
+    let relay = server.relay.to_string();
+
+    let out = swaks(&[
+        "--server",
+        &relay,
+        "--from",
+        "app@legacy.test",
+        "--to",
+        "alice@dest.test",
+        "--header",
+        "Subject: from a legacy machine",
+    ])
+    .await;
+    assert!(out.ok, "{}", out.transcript);
+    // A message that cannot be delivered yet: deleted later.
+    let out = swaks(&[
+        "--server",
+        &relay,
+        "--from",
+        "app@legacy.test",
+        "--to",
+        "bob@hold.test",
+        "--header",
+        "Subject: to be deleted",
+    ])
+    .await;
+    assert!(out.ok, "{}", out.transcript);
+
+    let found = curl(
+        &server,
+        "GET",
+        "/api/v1/messages?recipient=ALICE@dest.test",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    let messages = found.body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{}", found.body);
+    assert_eq!(messages[0]["subject"], "from a legacy machine");
+    assert_eq!(messages[0]["source"], "smtp");
+    let id = messages[0]["id"].as_str().unwrap().to_string();
+    wait_event(&server, &key, &id, "delivered").await;
+
+    let pending = curl(
+        &server,
+        "GET",
+        "/api/v1/messages?recipient=bob@hold.test",
+        Some(&key),
+        None,
+    )
+    .await;
+    let doomed = pending.body["messages"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.cli(&["queue", "delete", &doomed]).await;
+    let record = wait_event(&server, &key, &doomed, "deleted").await;
+    assert_eq!(record["recipients"][0]["state"], "deleted", "{record}");
+}

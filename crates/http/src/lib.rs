@@ -1,0 +1,115 @@
+//! Carteiro's JSON HTTP API (axum): `POST /api/v1/messages` to send,
+//! `GET /api/v1/messages[/{id}]` to read message records, `GET /api/v1/events`
+//! to read the event log, and `GET /healthz`. Every `/api/v1` request carries
+//! `Authorization: Bearer <api key>`, and sees only its own account's data
+//! (another account's message answers 404, like a missing one).
+//!
+//! This crate checks requests, composes messages and shapes answers. It does
+//! not queue, sign, spool or record anything itself: sending goes through the
+//! [`Submitter`] the binary implements (which answers only once the message
+//! is durable, so `202` keeps the same promise as SMTP's `250`), and reads go
+//! to the [`Store`](carteiro_store::Store). It never logs API keys or message
+//! content.
+//!
+//! Layout: `submit` is the contract with the binary, `auth` checks keys,
+//! `error` is the one error shape, `send` (with `send/request.rs`) handles
+//! sending, `read` the message lookups, `events` the event log, `params` the
+//! query strings, `wire` the JSON shapes of records, `log` the request log.
+
+mod auth;
+mod error;
+mod events;
+mod log;
+mod params;
+mod read;
+mod send;
+mod submit;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+pub use submit::{AccountRef, Submission, SubmitError, Submitter};
+pub use wire::{ApiEvent, ApiMessage, ApiRecipient, format_timestamp};
+
+/// Extra room in the request body limit for the JSON around the message: the
+/// field names, the text and html bodies, headers and metadata.
+const BODY_OVERHEAD: u64 = 64 * 1024;
+
+/// What the API's handlers share.
+pub struct ApiState<S> {
+    /// Keys, message records and events.
+    pub store: carteiro_store::Store,
+    /// Sends accepted messages on (policy, spool, queue, record).
+    pub submitter: Arc<S>,
+    /// The daemon's configuration: `hostname` for Message-IDs,
+    /// `smtp.max_message_size` for the body limit.
+    pub config: Arc<carteiro_config::Config>,
+}
+
+// Not derived: a derive would require `S: Clone`, and only the `Arc` is cloned.
+impl<S> Clone for ApiState<S> {
+    fn clone(&self) -> Self {
+        ApiState {
+            store: self.store.clone(),
+            submitter: Arc::clone(&self.submitter),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The largest request body accepted: `smtp.max_message_size` grown by a
+/// third (attachments arrive base64-encoded) plus room for the JSON around.
+pub fn body_limit(config: &carteiro_config::Config) -> usize {
+    let limit = config
+        .smtp
+        .max_message_size
+        .saturating_mul(4)
+        .div_ceil(3)
+        .saturating_add(BODY_OVERHEAD);
+    usize::try_from(limit).unwrap_or(usize::MAX)
+}
+
+/// The API's routes, with JSON answers for unknown paths (404) and methods
+/// (405), the body limit, and a debug log line per request.
+pub fn router<S: Submitter>(state: ApiState<S>) -> Router {
+    let limit = body_limit(&state.config);
+    Router::new()
+        .route("/healthz", get(health))
+        .route(
+            "/api/v1/messages",
+            get(read::search::<S>).post(send::send::<S>),
+        )
+        .route("/api/v1/messages/{id}", get(read::message::<S>))
+        .route("/api/v1/events", get(events::events::<S>))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(log::log_request))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops
+/// accepting and waits for the requests in progress to finish (a `POST` being
+/// made durable is answered, not cut off).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `GET /healthz`: the process answers. No key needed, nothing checked.
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}

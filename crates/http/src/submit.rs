@@ -1,0 +1,87 @@
+//! The contract between the API and the daemon for sending: the API checks
+//! and composes the message, the binary's [`Submitter`] applies the sending
+//! policy, makes the message durable, queues and records it.
+//!
+//! Nothing here does I/O; the types only carry what a submission needs.
+
+use std::future::Future;
+
+use carteiro_mail::MessageId;
+
+/// The account a request acts for (the API key's account).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRef {
+    /// Database id.
+    pub id: i64,
+    /// Lowercase account name.
+    pub name: String,
+}
+
+/// A composed message ready to be sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Submission {
+    /// The account sending it.
+    pub account: AccountRef,
+    /// The message id, made by the API (also in `header_message_id`); its
+    /// time is the acceptance time.
+    pub id: MessageId,
+    /// The envelope sender: the addr-spec of `from`.
+    pub envelope_from: String,
+    /// The envelope recipients (to, cc and bcc, deduplicated), in order; the
+    /// index in this list is the recipient id's suffix (`<id>-<index>`).
+    pub recipients: Vec<String>,
+    /// The whole message: CRLF line endings, with `Message-ID` and `Date`,
+    /// without `Bcc`. Not signed yet.
+    pub message: Vec<u8>,
+    /// The subject as given, `None` when empty or absent.
+    pub subject: Option<String>,
+    /// The `Message-ID` header's value, `<id@hostname>`.
+    pub header_message_id: String,
+    /// Checked tags: at most 20, each 1 to 128 of `A-Z a-z 0-9 . _ : -`,
+    /// without repeats.
+    pub tags: Vec<String>,
+    /// Checked metadata: an object of at most 50 scalar values, or `Null`
+    /// when none was given.
+    pub metadata: serde_json::Value,
+    /// Some address needs SMTPUTF8 to be relayed.
+    pub needs_smtputf8: bool,
+    /// Open tracking as requested; `None`: the account's default.
+    pub track_opens: Option<bool>,
+    /// Click tracking as requested; `None`: the account's default.
+    pub track_clicks: Option<bool>,
+}
+
+/// Why a submission was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The sending policy refuses it (a `From` domain the account does not
+    /// own, a suppressed recipient...): the client must change the request.
+    /// Answered `422` naming `field`.
+    #[error("{field}: {message}")]
+    Refused {
+        /// The request field at fault, in the request's JSON names
+        /// (`from`, `to[1]`).
+        field: String,
+        /// What is wrong, shown to the client.
+        message: String,
+    },
+    /// Cannot be accepted now (spool full, shutting down): the client should
+    /// retry. Answered `503` with `Retry-After: 60`; the text is shown.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A failure of the daemon. Answered `500`; the text is logged, not shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What the API needs from the daemon to send a message: apply the sending
+/// policy (From domain ownership, DKIM), store it durably, queue it, record
+/// it. Implemented by the binary.
+pub trait Submitter: Send + Sync + 'static {
+    /// Accepts a message. Resolves `Ok` only once the message is durable:
+    /// the client hears `202` right after.
+    fn submit(
+        &self,
+        submission: Submission,
+    ) -> impl Future<Output = Result<(), SubmitError>> + Send;
+}

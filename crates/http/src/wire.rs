@@ -1,0 +1,190 @@
+//! The JSON shapes of records on the wire: events (the shape INTERFACE.md
+//! gives, shared with webhooks) and messages. They are this crate's own
+//! types, so a change in the store's records cannot change the API by
+//! accident. Pure conversions, no I/O.
+
+use carteiro_store::{EventKind, EventRecord, MessageRecord, MessageSource, RecipientRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+/// An event as the API and webhooks show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiEvent {
+    /// The event id as a decimal string (ids exceed what JavaScript numbers
+    /// hold exactly); also the cursor of `GET /api/v1/events`.
+    pub id: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// When, RFC 3339 UTC with milliseconds.
+    pub timestamp: String,
+    /// The account's name.
+    pub account: String,
+    /// The message id.
+    pub message_id: String,
+    /// The recipient concerned, or `null` for the whole message.
+    pub recipient: Option<String>,
+    /// Kind-specific details; always an object.
+    pub details: Value,
+}
+
+impl From<&EventRecord> for ApiEvent {
+    fn from(event: &EventRecord) -> ApiEvent {
+        ApiEvent {
+            id: event.id.to_string(),
+            kind: event.kind,
+            timestamp: format_timestamp(event.timestamp_ms),
+            account: event.account.clone(),
+            message_id: event.message_id.clone(),
+            recipient: event.recipient.clone(),
+            details: object_or_empty(&event.details),
+        }
+    }
+}
+
+/// A recipient of a message, with its state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiRecipient {
+    /// `<message id>-<index>`.
+    pub id: String,
+    /// The envelope address.
+    pub address: String,
+    /// `queued`, `deferred`, `delivered`, `bounced`, `expired`, `deleted` or
+    /// `suppressed`.
+    pub state: String,
+    /// When the state last changed, RFC 3339 UTC with milliseconds.
+    pub updated_at: String,
+}
+
+/// A message record as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiMessage {
+    /// The message id.
+    pub id: String,
+    /// The account's name.
+    pub account: String,
+    /// The envelope sender (empty for the null sender).
+    pub from: String,
+    /// Recipients in envelope order.
+    pub recipients: Vec<ApiRecipient>,
+    /// The Subject header, if any.
+    pub subject: Option<String>,
+    /// The Message-ID header, if any.
+    pub message_id_header: Option<String>,
+    /// Tags given at submission.
+    pub tags: Vec<String>,
+    /// Metadata given at submission; `{}` for none.
+    pub metadata: Value,
+    /// `smtp` or `api`.
+    pub source: MessageSource,
+    /// Size in bytes as spooled.
+    pub size: u64,
+    /// When it was accepted, RFC 3339 UTC with milliseconds.
+    pub received_at: String,
+    /// Its events in order; absent in search results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<ApiEvent>>,
+}
+
+impl ApiMessage {
+    /// The message with its events (`GET /api/v1/messages/{id}`).
+    pub fn with_events(record: &MessageRecord) -> ApiMessage {
+        ApiMessage {
+            events: Some(record.events.iter().map(ApiEvent::from).collect()),
+            ..ApiMessage::without_events(record)
+        }
+    }
+
+    /// The message without events (search results).
+    pub fn without_events(record: &MessageRecord) -> ApiMessage {
+        ApiMessage {
+            id: record.id.clone(),
+            account: record.account.clone(),
+            from: record.sender.clone(),
+            recipients: record.recipients.iter().map(ApiRecipient::from).collect(),
+            subject: record.subject.clone(),
+            message_id_header: record.header_message_id.clone(),
+            tags: record.tags.clone(),
+            metadata: object_or_empty(&record.metadata),
+            source: record.source,
+            size: record.size,
+            received_at: format_timestamp(record.received_at_ms),
+            events: None,
+        }
+    }
+}
+
+impl From<&RecipientRecord> for ApiRecipient {
+    fn from(recipient: &RecipientRecord) -> ApiRecipient {
+        ApiRecipient {
+            id: recipient.id.clone(),
+            address: recipient.address.clone(),
+            state: recipient.state.clone(),
+            updated_at: format_timestamp(recipient.updated_at_ms),
+        }
+    }
+}
+
+/// `null` (no details, no metadata) shown as `{}`, so clients always get an
+/// object.
+fn object_or_empty(value: &Value) -> Value {
+    match value {
+        Value::Null => Value::Object(serde_json::Map::new()),
+        other => other.clone(),
+    }
+}
+
+/// Unix milliseconds as RFC 3339 in UTC with milliseconds:
+/// `2026-11-26T09:30:00.123Z`. Times outside what `time` represents (only a
+/// corrupt record has them) are shown as the epoch rather than failing the
+/// whole answer.
+pub fn format_timestamp(ms: i64) -> String {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    // Every year `time` holds (up to 9999) formats; the fallback only keeps
+    // this function total.
+    at.format(&format)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds() {
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_timestamp(1_795_685_400_123),
+            "2026-11-26T09:30:00.123Z"
+        );
+        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(format_timestamp(i64::MAX), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn events_have_the_documented_shape() {
+        let record = EventRecord {
+            id: 1_843_000_000_000_001,
+            kind: EventKind::Delivered,
+            timestamp_ms: 1_795_685_400_123,
+            account: "acme".to_owned(),
+            message_id: "01jc".to_owned(),
+            recipient: Some("r@x.test".to_owned()),
+            details: Value::Null,
+        };
+        let json = serde_json::to_value(ApiEvent::from(&record)).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": "1843000000000001", "type": "delivered",
+                "timestamp": "2026-11-26T09:30:00.123Z", "account": "acme",
+                "message_id": "01jc", "recipient": "r@x.test", "details": {}
+            })
+        );
+    }
+}
