@@ -268,6 +268,28 @@ pub fn missing_headers(
     out
 }
 
+/// Whether the header section of `message` has a field named `name`
+/// (lowercase, without the colon).
+pub fn has_field(message: &[u8], name: &[u8]) -> bool {
+    let end = summarize(message).header_end;
+    let mut pos = 0;
+    while pos < end {
+        let line_end = memchr(b'\n', &message[pos..end]).map_or(end, |at| pos + at + 1);
+        let line = &message[pos..line_end];
+        if line.len() > name.len()
+            && line[..name.len()].eq_ignore_ascii_case(name)
+            && line[name.len()..]
+                .iter()
+                .find(|&&b| b != b' ' && b != b'\t')
+                == Some(&b':')
+        {
+            return true;
+        }
+        pos = line_end;
+    }
+    false
+}
+
 /// Inserts `fields` (complete header lines, each ending in CRLF) at byte
 /// offset `at` of `message` (clamped to its length), into a new buffer of
 /// exactly the final size: one copy of the message.

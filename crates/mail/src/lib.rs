@@ -7,6 +7,7 @@
 //! server, the spool, the queue and delivery can share one definition of each.
 
 pub mod address;
+pub mod bounce;
 pub mod compose;
 pub mod dkim;
 pub mod dns_records;
@@ -16,6 +17,7 @@ pub mod headers;
 pub mod id;
 pub mod reply;
 pub mod trace;
+pub mod verp;
 
 pub use address::{domain_of, format_path, split_address};
 pub use envelope::{BodyType, Envelope, Notify, Recipient, Ret};

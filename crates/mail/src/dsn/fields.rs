@@ -197,13 +197,18 @@ pub(super) fn crlf_only(message: &[u8]) -> Cow<'_, [u8]> {
 
 /// The header section of a CRLF message, including the CRLF that ends its
 /// last field but not the blank line. A message without a body is all header.
+///
+/// The section ends where [`crate::headers::summarize`] says, so also before
+/// the first line that is not a header field: looking only for the blank
+/// line would send back the body of a message that has none (RET=HDRS must
+/// not return the content).
 pub(super) fn header_section(message: &[u8]) -> &[u8] {
-    if message.starts_with(b"\r\n") {
-        return &[];
-    }
-    match message.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(end) => &message[..end + 2],
-        None => message,
+    let end = crate::headers::summarize(message).header_end;
+    let section = message.get(..end).unwrap_or(message);
+    // `header_end` is past the blank line when there is one: drop it.
+    match section.strip_suffix(b"\r\n") {
+        Some(fields) if fields.is_empty() || fields.ends_with(b"\r\n") => fields,
+        _ => section,
     }
 }
 
@@ -274,5 +279,11 @@ mod tests {
         );
         assert_eq!(header_section(b"A: 1\r\n"), b"A: 1\r\n");
         assert_eq!(header_section(b"\r\nbody\r\n"), b"");
+        assert_eq!(
+            header_section(b"A: 1\r\nno colon\r\n\r\nbody\r\n"),
+            b"A: 1\r\n"
+        );
+        assert_eq!(header_section(b"not a header\r\n\r\nbody\r\n"), b"");
+        assert_eq!(header_section(b"A:\r\n\r\n"), b"A:\r\n");
     }
 }

@@ -410,3 +410,12 @@ fn bench_summarize() {
         message.len()
     );
 }
+
+#[test]
+fn has_field_looks_only_at_the_header_section() {
+    let message = b"Received: x\r\nList-Unsubscribe : <mailto:a@b>\r\n\r\nList-Id: body\r\n";
+    assert!(has_field(message, b"list-unsubscribe"));
+    assert!(has_field(message, b"received"));
+    assert!(!has_field(message, b"list-id"));
+    assert!(!has_field(message, b"list"));
+}
