@@ -37,6 +37,14 @@ pub enum StoreError {
     /// key.
     #[error("invalid dkim key: {0}")]
     InvalidDkimKey(String),
+    /// An address to put on a suppression list is not `local@domain` with a
+    /// valid domain, holds control characters, or is over 254 characters.
+    #[error("invalid address {0:?}")]
+    InvalidAddress(String),
+    /// The operating system's random number generator failed (making a
+    /// secret).
+    #[error("the operating system random number generator failed: {0}")]
+    Random(String),
     /// The database file could not be opened or created.
     #[error("cannot open database {}: {source}", path.display())]
     Open {
@@ -80,6 +88,11 @@ impl From<UnknownValue> for StoreError {
     fn from(error: UnknownValue) -> StoreError {
         StoreError::Corrupt(error.to_string())
     }
+}
+
+/// Whether a query failed on a FOREIGN KEY constraint, whichever the backend.
+pub(crate) fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
 /// Whether a query failed on a UNIQUE constraint, whichever the backend.

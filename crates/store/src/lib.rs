@@ -1,7 +1,8 @@
 //! Carteiro's relational data, kept in one SQLite file in the data directory:
 //! accounts and their SMTP credentials, sending domains with their DKIM keys,
-//! HTTP API keys, and the record of every accepted message with its event log
-//! (later: statistics, suppression lists, and a PostgreSQL backend).
+//! HTTP API keys, the record of every accepted message with its event log,
+//! per-account suppression lists with their audit log, and the installation's
+//! named secrets (later: statistics and a PostgreSQL backend).
 //!
 //! A running server and a CLI process open the same file at the same time, so the
 //! database runs in WAL mode with a busy timeout, and every write is one statement
@@ -19,9 +20,9 @@
 //! PostgreSQL backend needs its own SQL text.
 //!
 //! Layout: one module per table group (`accounts`, `credentials`, `domains`,
-//! `api_keys`, `messages`, `events`; `event_batch` writes a batch and
-//! `event_writer` runs the task; `generation` is the change counter a server
-//! polls), with the SQL written once with `$N` placeholders so the same text
+//! `api_keys`, `messages`, `events`, `suppressions`, `secrets`; `event_batch`
+//! writes a batch and `event_writer` runs the task; `generation` is the change
+//! counter a server polls), with the SQL written once with `$N` placeholders so the same text
 //! can serve PostgreSQL; schema changes live in `migrations/sqlite/NNNN_name.sql`.
 
 mod accounts;
@@ -35,7 +36,9 @@ mod events;
 mod generation;
 mod messages;
 mod password;
+mod secrets;
 mod store;
+mod suppressions;
 
 pub use accounts::Account;
 pub use api_keys::ApiKey;
@@ -49,6 +52,9 @@ pub use messages::{
 };
 pub use password::{MIN_PASSWORD_CHARS, generate_password};
 pub use store::Store;
+pub use suppressions::{
+    MAX_SUPPRESSIONS_PAGE, Suppression, SuppressionChange, SuppressionReason, suppression_address,
+};
 
 #[cfg(test)]
 mod testutil;

@@ -327,6 +327,52 @@ impl Store {
         }
         Ok(())
     }
+
+    /// The account owning message `id` and the address of its recipient at
+    /// envelope position `idx`, whatever the account: for reports (bounces,
+    /// unsubscribes) that name a message by a token carrying only its id.
+    pub async fn message_recipient(
+        &self,
+        id: &str,
+        idx: u16,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.account_id, r.address FROM messages m \
+             JOIN message_recipients r ON r.account_id = m.account_id AND r.message_id = m.id \
+             WHERE m.id = $1 AND r.idx = $2",
+        )
+        .bind(id)
+        .bind(i64::from(idx))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((row.try_get("account_id")?, row.try_get("address")?)))
+            .transpose()
+    }
+
+    /// The account owning message `id` and all its recipients in envelope
+    /// order, whatever the account; `None` when no message has this id.
+    pub async fn message_recipients(
+        &self,
+        id: &str,
+    ) -> Result<Option<(i64, Vec<String>)>, StoreError> {
+        let Some(account_id) =
+            sqlx::query_scalar::<_, i64>("SELECT account_id FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let recipients = sqlx::query_scalar::<_, String>(
+            "SELECT address FROM message_recipients \
+             WHERE account_id = $1 AND message_id = $2 ORDER BY idx",
+        )
+        .bind(account_id)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some((account_id, recipients)))
+    }
 }
 
 /// A bound value of a search query.
