@@ -3,6 +3,7 @@
 //! record, queue), then the event writer is flushed so that a `GET` right
 //! after the `202` finds the message.
 
+use crate::inbound::Inbound;
 use crate::intake::{Incoming, Intake, IntakeError};
 use bytes::Bytes;
 use carteiro_delivery::engine::now_millis;
@@ -18,14 +19,21 @@ use time::format_description::well_known::Rfc2822;
 
 pub struct ApiSubmitter {
     intake: Arc<Intake>,
+    inbound: Arc<Inbound>,
     hostname: String,
     max_message_size: u64,
 }
 
 impl ApiSubmitter {
-    pub fn new(intake: Arc<Intake>, hostname: String, max_message_size: u64) -> ApiSubmitter {
+    pub fn new(
+        intake: Arc<Intake>,
+        inbound: Arc<Inbound>,
+        hostname: String,
+        max_message_size: u64,
+    ) -> ApiSubmitter {
         ApiSubmitter {
             intake,
+            inbound,
             hostname,
             max_message_size,
         }
@@ -33,7 +41,15 @@ impl ApiSubmitter {
 }
 
 impl Submitter for ApiSubmitter {
-    async fn submit(&self, submission: Submission) -> Result<(), SubmitError> {
+    async fn unsubscribe_target(&self, token: &str) -> Option<String> {
+        self.inbound.unsubscribe_target(token).await
+    }
+
+    async fn unsubscribe(&self, token: &str) -> Option<String> {
+        self.inbound.unsubscribe_token(token).await
+    }
+
+    async fn submit(&self, submission: Submission) -> Result<Vec<String>, SubmitError> {
         if submission.message.len() as u64 > self.max_message_size {
             return Err(SubmitError::Refused {
                 field: "attachments".into(),
@@ -82,11 +98,13 @@ impl Submitter for ApiSubmitter {
             metadata: submission.metadata,
             received_at_ms: now_millis(),
             details: json!({}),
+            list_unsubscribe: submission.list_unsubscribe,
         };
         match self.intake.accept(incoming).await {
-            Ok(_) => {
+            Ok(ids) => {
                 self.intake.events().flush().await;
-                Ok(())
+                // Bulk mail became one message per recipient.
+                Ok(ids.iter().map(|id| format!("{id}-0")).collect())
             }
             Err(IntakeError::Refused(refusal)) if refusal.is_client_error() => {
                 Err(SubmitError::Refused {

@@ -50,6 +50,25 @@ pub enum Command {
     /// Inspect and act on the queue (works beside a running server)
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// An account's suppression list: addresses nothing is sent to
+    #[command(subcommand)]
+    Suppression(SuppressionCommand),
+    /// Bounces and complaints as Carteiro reads them
+    #[command(subcommand)]
+    Bounce(BounceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BounceCommand {
+    /// Parse one received message (a bounce, a DSN or an ARF complaint) and
+    /// print what Carteiro understands of it: recipients, action, status,
+    /// remote reply and bounce class
+    Parse {
+        /// The message, as a file (`-` reads standard input)
+        file: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,4 +170,54 @@ pub struct RetryArgs {
     /// Retry every queued message
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SuppressionCommand {
+    /// The account's suppressed addresses, by address
+    List {
+        account: String,
+        #[arg(long)]
+        json: bool,
+        /// Only the entries added for this reason
+        #[arg(long, value_enum)]
+        reason: Option<ListReason>,
+    },
+    /// Suppress an address (adding one already there changes nothing)
+    Add {
+        account: String,
+        address: String,
+        #[arg(long, value_enum, default_value_t = ManualReason::Manual)]
+        reason: ManualReason,
+        /// A note kept with the entry
+        #[arg(long)]
+        detail: Option<String>,
+    },
+    /// Take an address off the list (the removal is audited)
+    Remove { account: String, address: String },
+    /// Who added and removed which address when, oldest first
+    History {
+        account: String,
+        /// Only this address's changes
+        address: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Why an address is suppressed, as `suppression list --reason` takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListReason {
+    #[value(name = "hard_bounce")]
+    HardBounce,
+    Complaint,
+    Unsubscribe,
+    Manual,
+}
+
+/// The reasons an operator may give (the others are observed by Carteiro).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ManualReason {
+    Manual,
+    Unsubscribe,
 }

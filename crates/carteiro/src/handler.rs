@@ -3,6 +3,7 @@
 //! milliseconds), and a finished message is written to the spool and queued
 //! before the client hears 250.
 
+use crate::inbound::Inbound;
 use crate::intake::{Incoming, Intake, IntakeError};
 use carteiro_delivery::engine::now_millis;
 use carteiro_mail::Reply;
@@ -23,15 +24,22 @@ const AUTH_CACHE_MAX: usize = 10_000;
 pub struct CarteiroHandler {
     store: Store,
     intake: Arc<Intake>,
+    inbound: Arc<Inbound>,
     default_account: AccountRef,
     auth_cache: AuthCache,
 }
 
 impl CarteiroHandler {
-    pub fn new(store: Store, intake: Arc<Intake>, default_account: AccountRef) -> CarteiroHandler {
+    pub fn new(
+        store: Store,
+        intake: Arc<Intake>,
+        inbound: Arc<Inbound>,
+        default_account: AccountRef,
+    ) -> CarteiroHandler {
         CarteiroHandler {
             store,
             intake,
+            inbound,
             default_account,
             auth_cache: AuthCache::new(),
         }
@@ -64,13 +72,24 @@ impl Handler for CarteiroHandler {
         Some(self.default_account.clone())
     }
 
-    fn local_recipient(&self, _address: &str) -> Result<(), Reply> {
-        // Bounce, complaint and unsubscribe addresses arrive with the
-        // deliverability work; until then no local address takes mail.
-        Err(Reply::NO_SUCH_USER)
+    fn local_recipient(&self, address: &str) -> Option<Result<(), Reply>> {
+        self.inbound.local_recipient(address)
     }
 
-    async fn accept_message(&self, message: IncomingMessage) -> Result<(), Reply> {
+    async fn accept_message(&self, mut message: IncomingMessage) -> Result<(), Reply> {
+        // Our own addresses (bounces, complaints, unsubscribes) are processed
+        // here and never relayed; the rest goes out as usual.
+        let (local, remote): (Vec<_>, Vec<_>) = std::mem::take(&mut message.envelope.recipients)
+            .into_iter()
+            .partition(|r| matches!(self.inbound.local_recipient(&r.address), Some(Ok(()))));
+        if !local.is_empty() {
+            let addresses: Vec<String> = local.into_iter().map(|r| r.address).collect();
+            self.inbound.process(&addresses, &message.body).await;
+        }
+        if remote.is_empty() {
+            return Ok(());
+        }
+        message.envelope.recipients = remote;
         let received_at_ms = message
             .received_at
             .duration_since(UNIX_EPOCH)
@@ -92,6 +111,7 @@ impl Handler for CarteiroHandler {
                 "auth_user": message.auth_user,
                 "listener": message.role.name(),
             }),
+            list_unsubscribe: None,
         };
         match self.intake.accept(incoming).await {
             Ok(_) => Ok(()),

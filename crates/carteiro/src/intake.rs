@@ -4,15 +4,25 @@
 //! events (batched, off the hot path), and the queue.
 
 use crate::sending::{Prepared, Refusal, SendingPolicy};
+use crate::suppress::Suppressions;
 use bytes::Bytes;
 use carteiro_delivery::engine::{DeliveryEvent, DeliveryEventKind, EngineHandle, EventSink};
+use carteiro_mail::bounce::classify_reply;
+use carteiro_mail::headers;
+use carteiro_mail::verp::{Purpose, TokenKey};
 use carteiro_mail::{Envelope, MessageId};
-use carteiro_queue::{MessageMeta, QueuedMessage};
+use carteiro_queue::{MessageMeta, QueuedMessage, RcptStatus};
 use carteiro_smtp_server::AccountRef;
 use carteiro_spool::{Spool, SpoolError};
-use carteiro_store::{EventKind, EventWriter, MessageSource, NewEvent, NewMessage};
+use carteiro_store::{
+    EventKind, EventWriter, MessageSource, NewEvent, NewMessage, SuppressionReason,
+};
 use serde_json::json;
 use std::sync::Arc;
+
+/// A header a client can set over SMTP to ask for bulk-mail handling
+/// (one-click unsubscribe) of one message.
+pub const BULK_HEADER: &[u8] = b"x-carteiro-list-unsubscribe";
 
 /// A message on its way in.
 pub struct Incoming {
@@ -28,6 +38,10 @@ pub struct Incoming {
     pub received_at_ms: u64,
     /// Facts for the `received` event (client address, TLS, login...).
     pub details: serde_json::Value,
+    /// Bulk mail (one-click unsubscribe) asked for or refused for this
+    /// message; `None`: the `X-Carteiro-List-Unsubscribe` header, else the
+    /// account's default.
+    pub list_unsubscribe: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -38,6 +52,8 @@ pub enum IntakeError {
 
 pub struct Intake {
     policy: SendingPolicy,
+    tokens: Arc<TokenKey>,
+    suppressions: Arc<Suppressions>,
     spool: Spool,
     engine: EngineHandle,
     events: EventWriter,
@@ -46,12 +62,16 @@ pub struct Intake {
 impl Intake {
     pub fn new(
         policy: SendingPolicy,
+        tokens: Arc<TokenKey>,
+        suppressions: Arc<Suppressions>,
         spool: Spool,
         engine: EngineHandle,
         events: EventWriter,
     ) -> Intake {
         Intake {
             policy,
+            tokens,
+            suppressions,
             spool,
             engine,
             events,
@@ -62,8 +82,62 @@ impl Intake {
         &self.events
     }
 
-    /// Takes a message in. `Ok` means it is durable and queued.
-    pub async fn accept(&self, incoming: Incoming) -> Result<Prepared, IntakeError> {
+    /// Takes a message in. `Ok` means it is durable and queued; it holds the
+    /// id of the message made for each recipient, in order: the message's
+    /// own id, except for bulk mail to several recipients, which becomes one
+    /// message per recipient (each unsubscribe link names its recipient, and
+    /// the DKIM signature must cover it).
+    pub async fn accept(&self, mut incoming: Incoming) -> Result<Vec<MessageId>, IntakeError> {
+        let bulk = incoming.list_unsubscribe.unwrap_or_else(|| {
+            self.policy.is_bulk_account(&incoming.account.name)
+                || headers::has_field(&incoming.body, BULK_HEADER)
+        });
+        let n = incoming.envelope.recipients.len();
+        if !bulk {
+            self.accept_one(incoming, None).await?;
+            return Ok(Vec::new());
+        }
+        if n <= 1 {
+            let token = self.tokens.token(Purpose::Unsubscribe, incoming.id, 0);
+            let id = incoming.id;
+            self.accept_one(incoming, Some(&token)).await?;
+            return Ok(vec![id]);
+        }
+        let recipients = std::mem::take(&mut incoming.envelope.recipients);
+        let mut ids = Vec::with_capacity(n);
+        for (index, recipient) in recipients.into_iter().enumerate() {
+            let id = if index == 0 {
+                incoming.id
+            } else {
+                MessageId::generate()
+            };
+            let mut envelope = incoming.envelope.clone();
+            envelope.recipients = vec![recipient];
+            let copy = Incoming {
+                id,
+                account: incoming.account.clone(),
+                envelope,
+                body: incoming.body.clone(),
+                insert_at: incoming.insert_at,
+                source: incoming.source,
+                tags: incoming.tags.clone(),
+                metadata: incoming.metadata.clone(),
+                received_at_ms: incoming.received_at_ms,
+                details: incoming.details.clone(),
+                list_unsubscribe: Some(true),
+            };
+            let token = self.tokens.token(Purpose::Unsubscribe, id, 0);
+            self.accept_one(copy, Some(&token)).await?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    async fn accept_one(
+        &self,
+        incoming: Incoming,
+        unsubscribe: Option<&str>,
+    ) -> Result<Prepared, IntakeError> {
         let prepared = self
             .policy
             .prepare(
@@ -71,12 +145,13 @@ impl Intake {
                 incoming.id,
                 incoming.body,
                 incoming.insert_at,
+                unsubscribe,
             )
             .await
             .map_err(IntakeError::Refused)?;
         let size = prepared.body.len() as u64;
         let envelope = Arc::new(incoming.envelope);
-        let queued = QueuedMessage::new(
+        let mut queued = QueuedMessage::new(
             incoming.id,
             MessageMeta {
                 account_id: incoming.account.id,
@@ -85,18 +160,41 @@ impl Intake {
                 size,
                 received_at: incoming.received_at_ms,
                 notification: false,
+                verp_domain: prepared
+                    .signed_by
+                    .as_deref()
+                    .map(|domain| self.policy.return_path_domain(domain)),
             },
             incoming.received_at_ms,
         );
-        self.spool
-            .store(
-                incoming.id,
-                queued.encode_meta(),
-                Vec::new(),
-                prepared.body.clone(),
-            )
-            .await
-            .map_err(IntakeError::Spool)?;
+        // Recipients on the account's suppression list are never attempted.
+        let mut suppressed = Vec::new();
+        for (index, recipient) in envelope.recipients.iter().enumerate() {
+            if self
+                .suppressions
+                .is_suppressed(incoming.account.id, &recipient.address)
+            {
+                queued.rcpts[index].status = RcptStatus::Suppressed;
+                suppressed.push(recipient.address.clone());
+            }
+        }
+        let deliverable = suppressed.len() < envelope.recipients.len();
+        if deliverable {
+            let state = if suppressed.is_empty() {
+                Vec::new()
+            } else {
+                queued.encode_state()
+            };
+            self.spool
+                .store(
+                    incoming.id,
+                    queued.encode_meta(),
+                    state,
+                    prepared.body.clone(),
+                )
+                .await
+                .map_err(IntakeError::Spool)?;
+        }
 
         let id = incoming.id.to_string();
         let recipients: Vec<String> = envelope
@@ -139,6 +237,16 @@ impl Intake {
                 details: details.clone(),
             });
         }
+        for recipient in suppressed {
+            self.events.event(NewEvent {
+                account_id: incoming.account.id,
+                message_id: id.clone(),
+                recipient: Some(recipient),
+                kind: EventKind::Suppressed,
+                timestamp_ms: incoming.received_at_ms as i64,
+                details: json!({ "reason": "the address is on the account's suppression list" }),
+            });
+        }
         tracing::info!(
             message_id = %incoming.id,
             account = %incoming.account.name,
@@ -149,13 +257,30 @@ impl Intake {
             dkim = prepared.signed_by.as_deref().unwrap_or(""),
             "message received"
         );
-        self.engine.enqueue(queued, Some(prepared.body.clone()));
+        if deliverable {
+            self.engine.enqueue(queued, Some(prepared.body.clone()));
+        }
         Ok(prepared)
     }
 }
 
-/// Writes the delivery engine's events to the store's event log.
-pub struct StoreEvents(pub EventWriter);
+/// Writes the delivery engine's events to the store's event log, with the
+/// bounce class of each failure, and puts addresses that bounced hard during
+/// delivery (unknown user, domain not found, disabled mailbox) on the
+/// account's suppression list.
+pub struct StoreEvents {
+    events: EventWriter,
+    suppressions: Arc<Suppressions>,
+}
+
+impl StoreEvents {
+    pub fn new(events: EventWriter, suppressions: Arc<Suppressions>) -> StoreEvents {
+        StoreEvents {
+            events,
+            suppressions,
+        }
+    }
+}
 
 impl EventSink for StoreEvents {
     fn emit(&self, event: DeliveryEvent) {
@@ -177,7 +302,39 @@ impl EventSink for StoreEvents {
         if let (Some(next), Some(object)) = (event.next_attempt, details.as_object_mut()) {
             object.insert("next_attempt_ms".into(), json!(next));
         }
-        self.0.event(NewEvent {
+        let failed = matches!(
+            event.kind,
+            DeliveryEventKind::Deferred | DeliveryEventKind::Bounced | DeliveryEventKind::Expired
+        );
+        let class = reply.filter(|_| failed).map(classify_reply);
+        if let (Some(class), Some(object)) = (class, details.as_object_mut()) {
+            object.insert("class".into(), json!(class.as_str()));
+        }
+        // Only a remote server's permanent verdict on the address itself:
+        // our own synthetic replies (no remote host) never suppress.
+        if event.kind == DeliveryEventKind::Bounced
+            && event.remote.is_some()
+            && class.is_some_and(|c| c.is_hard())
+        {
+            let suppressions = Arc::clone(&self.suppressions);
+            let account_id = event.account_id;
+            let address = event.recipient.clone();
+            let message_id = event.message_id.to_string();
+            let detail = reply.map(|r| r.to_string());
+            tokio::spawn(async move {
+                suppressions
+                    .add(
+                        account_id,
+                        &address,
+                        SuppressionReason::HardBounce,
+                        Some(&message_id),
+                        detail.as_deref(),
+                        "delivery",
+                    )
+                    .await;
+            });
+        }
+        self.events.event(NewEvent {
             account_id: event.account_id,
             message_id: event.message_id.to_string(),
             recipient: Some(event.recipient),

@@ -7,11 +7,13 @@ mod cli;
 mod commands;
 mod control;
 mod handler;
+mod inbound;
 mod intake;
 mod layout;
 mod logging;
 mod sending;
 mod serve;
+mod suppress;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -72,6 +74,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queue(cmd) => {
             let config = layout::load_config(cli.config.as_deref())?;
             commands::queue::run(cmd, &config).await
+        }
+        Command::Bounce(cmd) => commands::bounce::run(cmd),
+        Command::Suppression(cmd) => {
+            let config = layout::load_config(cli.config.as_deref())?;
+            commands::suppression::run(cmd, &config).await
         }
     }
 }

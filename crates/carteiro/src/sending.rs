@@ -22,6 +22,8 @@ use tokio::sync::watch;
 /// with the CLI beside it).
 const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+/// The header naming Carteiro's message id in every message it sends.
+pub const REFERENCE_HEADER: &str = "X-Carteiro-Id";
 
 /// A sending domain, ready to sign.
 pub struct SigningDomain {
@@ -117,6 +119,11 @@ impl Signers {
                 }
             }
         })
+    }
+
+    /// Whether `domain` is a sending domain (of any account).
+    pub fn contains(&self, domain: &str) -> bool {
+        self.get(domain).is_some()
     }
 
     fn get(&self, domain: &str) -> Option<Arc<SigningDomain>> {
@@ -227,6 +234,16 @@ impl SendingPolicy {
         &self.config.hostname
     }
 
+    /// Whether the account's mail is bulk mail by default.
+    pub fn is_bulk_account(&self, account: &str) -> bool {
+        self.config.domains.is_bulk_account(account)
+    }
+
+    /// The return-path (VERP) domain of sending domain `domain`.
+    pub fn return_path_domain(&self, domain: &str) -> String {
+        self.config.domains.return_path_domain(domain)
+    }
+
     /// Applies the policy. `insert_at` is where the client's header section
     /// starts (after our own `Received:` field), where missing fields go.
     pub async fn prepare(
@@ -235,6 +252,7 @@ impl SendingPolicy {
         id: MessageId,
         body: Bytes,
         insert_at: usize,
+        unsubscribe: Option<&str>,
     ) -> Result<Prepared, Refusal> {
         let summary = headers::summarize(&body);
         let exempt = self.config.domains.allows_unowned_from(&account.name);
@@ -259,15 +277,34 @@ impl SendingPolicy {
             &self.config.hostname,
             OffsetDateTime::now_utc(),
         );
-        let body = if missing.is_empty() {
-            body
-        } else {
-            Bytes::from(headers::insert_at(
-                &body,
-                insert_at.min(summary.header_end),
-                &[missing.as_bytes()],
-            ))
+        // Our reference to the message, so that a complaint about it (whose
+        // report carries the original's headers) maps back to it.
+        let reference = format!("{REFERENCE_HEADER}: {id}\r\n");
+        // One-click unsubscribe (RFC 8058), before signing so the signature
+        // covers it; a sender's own List-Unsubscribe is left as it is.
+        let list_unsubscribe = match unsubscribe {
+            Some(token) if !headers::has_field(&body, b"list-unsubscribe") => {
+                let mailto_domain = domain.as_ref().map_or_else(
+                    || self.config.hostname.clone(),
+                    |d| self.config.domains.return_path_domain(d.signer.domain()),
+                );
+                format!(
+                    "List-Unsubscribe: <{base}/u/{token}>,\r\n <mailto:u-{token}@{mailto_domain}>\r\n\
+                     List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+                    base = self.config.http.public_url,
+                )
+            }
+            _ => String::new(),
         };
+        let body = Bytes::from(headers::insert_at(
+            &body,
+            insert_at.min(summary.header_end),
+            &[
+                reference.as_bytes(),
+                missing.as_bytes(),
+                list_unsubscribe.as_bytes(),
+            ],
+        ));
         let Some(domain) = domain else {
             return Ok(Prepared {
                 body,

@@ -5,12 +5,15 @@
 use crate::api::ApiSubmitter;
 use crate::control;
 use crate::handler::CarteiroHandler;
+use crate::inbound::Inbound;
 use crate::intake::{Intake, StoreEvents};
 use crate::layout::DataDir;
 use crate::sending::{SendingPolicy, Signers};
+use crate::suppress::Suppressions;
 use anyhow::Context;
 use carteiro_config::Config;
 use carteiro_delivery::Resolver;
+use carteiro_mail::verp::TokenKey;
 use carteiro_queue::QueuedMessage;
 use carteiro_smtp_server::{AccountRef, Role, ServerContext, tls};
 use carteiro_spool::{Spool, SpoolOptions};
@@ -53,27 +56,49 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (events, events_task) = EventWriter::start(store.clone());
     let resolver = Resolver::new(&config.dns.nameservers).context("cannot set up DNS")?;
+    let tokens = Arc::new(TokenKey::new(
+        &store
+            .secret("tokens")
+            .await
+            .context("cannot read the token key")?,
+    ));
+    let suppressions = Suppressions::load(store.clone())
+        .await
+        .context("cannot load the suppression lists")?;
     let (engine, engine_task) = carteiro_delivery::engine::start(
         Arc::clone(&config),
         spool.clone(),
         resolver,
-        Arc::new(StoreEvents(events.clone())),
+        Arc::new(StoreEvents::new(events.clone(), Arc::clone(&suppressions))),
+        Arc::clone(&tokens),
         recovered,
     );
     let signers = Signers::load(&store)
         .await
         .context("cannot load the sending domains")?;
     let refresh_task = signers.spawn_refresh(store.clone(), stop_rx.clone());
+    let suppressions_task = suppressions.spawn_refresh(stop_rx.clone());
     let intake = Arc::new(Intake::new(
-        SendingPolicy::new(Arc::clone(&config), signers, store.clone()),
+        SendingPolicy::new(Arc::clone(&config), Arc::clone(&signers), store.clone()),
+        Arc::clone(&tokens),
+        Arc::clone(&suppressions),
         spool.clone(),
         engine.clone(),
         events.clone(),
+    ));
+    let inbound = Arc::new(Inbound::new(
+        Arc::clone(&config),
+        Arc::clone(&tokens),
+        signers,
+        store.clone(),
+        events.clone(),
+        suppressions,
     ));
 
     let handler = CarteiroHandler::new(
         store.clone(),
         Arc::clone(&intake),
+        Arc::clone(&inbound),
         AccountRef {
             id: default_account.id,
             name: default_account.name.into(),
@@ -106,6 +131,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         submitter: Arc::new(ApiSubmitter::new(
             Arc::clone(&intake),
+            Arc::clone(&inbound),
             config.hostname.clone(),
             config.smtp.max_message_size,
         )),
@@ -146,6 +172,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = engine_task.await;
     let _ = control_task.await;
     let _ = refresh_task.await;
+    let _ = suppressions_task.await;
     events.flush().await;
     drop(intake);
     events.close().await;

@@ -5,86 +5,9 @@
 mod common;
 
 use common::dkim::{dkimpy_verify, records};
-use common::{Server, Setup, run, swaks};
-use serde_json::{Value, json};
-use std::time::Duration;
-use tokio::time::Instant;
-
-/// An HTTP answer: status and parsed JSON body.
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-async fn curl(
-    server: &Server,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&str>,
-) -> Answer {
-    let url = format!("http://{}{path}", server.http);
-    let auth = key.map(|k| format!("Authorization: Bearer {k}"));
-    let mut args = vec!["-s", "-X", method, "-w", "\n%{http_code}"];
-    if let Some(auth) = &auth {
-        args.extend(["-H", auth]);
-    }
-    if body.is_some() {
-        args.extend([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            "@-",
-        ]);
-    }
-    args.push(&url);
-    let output = run("curl", &args, body.map(str::as_bytes)).await;
-    let text = String::from_utf8_lossy(&output.stdout).to_string();
-    let (json_text, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    Answer {
-        status: status.trim().parse().unwrap_or(0),
-        body: serde_json::from_str(json_text).unwrap_or(Value::String(json_text.to_string())),
-    }
-}
-
-/// Creates an API key for `account`; returns the secret.
-async fn api_key(server: &Server, account: &str) -> String {
-    let out = server.cli(&["apikey", "add", account]).await;
-    out.lines()
-        .find(|l| l.starts_with("crt_"))
-        .unwrap_or_else(|| panic!("no key in: {out}"))
-        .to_string()
-}
-
-/// Polls GET /api/v1/messages/{id} until an event of `kind` shows up.
-async fn wait_event(server: &Server, key: &str, id: &str, kind: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let answer = curl(
-            server,
-            "GET",
-            &format!("/api/v1/messages/{id}"),
-            Some(key),
-            None,
-        )
-        .await;
-        if answer.status == 200
-            && answer.body["events"]
-                .as_array()
-                .is_some_and(|events| events.iter().any(|e| e["type"] == kind))
-        {
-            return answer.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {kind} event for {id}: {} {}\n{}",
-            answer.status,
-            answer.body,
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use common::http::{api_key, curl, wait_event};
+use common::{Setup, swaks};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_message_is_signed_delivered_and_has_a_timeline() {
@@ -129,8 +52,28 @@ async fn an_api_message_is_signed_delivered_and_has_a_timeline() {
     assert_eq!(recipients[0]["id"], format!("{id}-0"));
 
     let messages = common::wait_rcpts(&sink, 3).await;
+    // Each recipient has its own VERP return path at the return-path domain
+    // (so one transaction per recipient), none of them the plain sender.
+    let mut return_paths: Vec<&str> = messages.iter().map(|m| m.mail_from.as_str()).collect();
+    for (path, message) in return_paths.iter().zip(&messages) {
+        assert!(
+            path.starts_with("b-") && path.ends_with("@bounces.shop.test"),
+            "{path}"
+        );
+        assert_eq!(
+            message.rcpt_to.len(),
+            1,
+            "one recipient per VERP transaction"
+        );
+    }
+    return_paths.sort_unstable();
+    return_paths.dedup();
+    assert_eq!(
+        return_paths.len(),
+        3,
+        "distinct return paths: {return_paths:?}"
+    );
     let message = &messages[0];
-    assert_eq!(message.mail_from, "orders@shop.test");
     assert!(message.header("Bcc").is_none());
     assert_eq!(message.header("X-Order").as_deref(), Some("1042"));
     let records = records(&server, "shop.test").await;
@@ -332,18 +275,22 @@ async fn smtp_mail_gets_the_same_record_and_deletion_is_an_event() {
     let id = messages[0]["id"].as_str().unwrap().to_string();
     wait_event(&server, &key, &id, "delivered").await;
 
-    let pending = curl(
-        &server,
-        "GET",
-        "/api/v1/messages?recipient=bob@hold.test",
-        Some(&key),
-        None,
-    )
+    // Records are written in batches: the second message's may come a
+    // moment after the first one's delivery.
+    let doomed = common::eventually_async("the held message's record", || async {
+        let pending = curl(
+            &server,
+            "GET",
+            "/api/v1/messages?recipient=bob@hold.test",
+            Some(&key),
+            None,
+        )
+        .await;
+        pending.body["messages"][0]["id"]
+            .as_str()
+            .map(str::to_string)
+    })
     .await;
-    let doomed = pending.body["messages"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     server.cli(&["queue", "delete", &doomed]).await;
     let record = wait_event(&server, &key, &doomed, "deleted").await;
     assert_eq!(record["recipients"][0]["state"], "deleted", "{record}");

@@ -34,6 +34,10 @@ async fn permanent_failure_bounces_to_the_sender_unless_notify_never() {
             "gone@dest.test",
             vec![SinkReply::new(550, "5.1.1 mailbox unknown here")],
         )
+        .rcpt_replies(
+            "lost@dest.test",
+            vec![SinkReply::new(550, "5.1.1 mailbox unknown here")],
+        )
         .start()
         .await;
     // One smarthost for everything: the bounce to alice@sender.test comes
@@ -69,10 +73,11 @@ async fn permanent_failure_bounces_to_the_sender_unless_notify_never() {
         sink.messages()
     );
 
-    // Default NOTIFY: a failure report to the sender.
+    // Default NOTIFY: a failure report to the sender. (Another address:
+    // gone@ is on the suppression list now, after its hard bounce.)
     let code = send(
         port,
-        "gone@dest.test",
+        "lost@dest.test",
         &[],
         "bounce me",
         "bounce-1@sender.test",
@@ -95,7 +100,7 @@ async fn permanent_failure_bounces_to_the_sender_unless_notify_never() {
     for needle in [
         "Status: 5.1.1",
         "Action: failed",
-        "Final-Recipient: rfc822; gone@dest.test",
+        "Final-Recipient: rfc822; lost@dest.test",
         "Content-Type: message/delivery-status",
         // The original headers come back.
         "Subject: bounce me",

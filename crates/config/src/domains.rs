@@ -14,6 +14,11 @@ pub struct DomainsConfig {
     /// default account is in the list by default, so a smarthost keeps
     /// relaying for machines on trusted networks. Default `["default"]`.
     pub allow_unowned_from: Vec<String>,
+    /// Accounts whose mail is bulk mail by default: each message gets a
+    /// one-click `List-Unsubscribe` (RFC 8058). Others opt in per message
+    /// (`"list_unsubscribe": true` in the API, or an
+    /// `X-Carteiro-List-Unsubscribe: yes` header over SMTP). Default `[]`.
+    pub bulk_accounts: Vec<String>,
     /// The label put before a sending domain to make its return-path
     /// (bounce) domain: `bounces` gives `bounces.shop.example`. Default
     /// `"bounces"`.
@@ -24,6 +29,7 @@ impl Default for DomainsConfig {
     fn default() -> Self {
         DomainsConfig {
             allow_unowned_from: vec!["default".to_owned()],
+            bulk_accounts: Vec::new(),
             return_path_label: "bounces".to_owned(),
         }
     }
@@ -33,6 +39,13 @@ impl DomainsConfig {
     /// Whether `account` may send with a `From:` domain it does not own.
     pub fn allows_unowned_from(&self, account: &str) -> bool {
         self.allow_unowned_from
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(account))
+    }
+
+    /// Whether `account`'s mail is bulk mail by default.
+    pub fn is_bulk_account(&self, account: &str) -> bool {
+        self.bulk_accounts
             .iter()
             .any(|a| a.eq_ignore_ascii_case(account))
     }

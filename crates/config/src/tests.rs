@@ -105,6 +105,7 @@ fn every_key_parses_into_its_field() {
     assert_eq!(config.hostname, "MX.Example.org");
     assert_eq!(config.spool.max_size, 2_000_000_000);
     assert_eq!(config.domains.allow_unowned_from, ["legacy", "crm"]);
+    assert!(config.domains.is_bulk_account("Newsletter"));
     assert_eq!(config.domains.return_path_label, "mail-back");
     assert!(config.domains.allows_unowned_from("CRM"));
     assert_eq!(

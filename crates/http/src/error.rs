@@ -38,6 +38,8 @@ pub(crate) enum ApiError {
     InvalidParameter { parameter: String, message: String },
     /// No such message for this account.
     MessageNotFound,
+    /// The address is not on the account's suppression list.
+    SuppressionNotFound,
     /// No such path.
     NotFound,
     /// The path exists, the method does not.
@@ -81,7 +83,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::MessageNotFound | ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MessageNotFound | ApiError::SuppressionNotFound | ApiError::NotFound => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -110,6 +114,7 @@ impl ApiError {
                 json!({"parameter": parameter, "message": message}),
             ),
             ApiError::MessageNotFound => ("message not found", Value::Null),
+            ApiError::SuppressionNotFound => ("address not suppressed", Value::Null),
             ApiError::NotFound => ("not found", Value::Null),
             ApiError::MethodNotAllowed => ("method not allowed", Value::Null),
             ApiError::Unavailable(message) => ("service unavailable", Value::String(message)),

@@ -1,20 +1,24 @@
 //! Carteiro's JSON HTTP API (axum): `POST /api/v1/messages` to send,
 //! `GET /api/v1/messages[/{id}]` to read message records, `GET /api/v1/events`
-//! to read the event log, and `GET /healthz`. Every `/api/v1` request carries
+//! to read the event log, `GET/POST/DELETE /api/v1/suppressions[/{address}]`
+//! for the suppression list, `GET/POST /u/{token}` for one-click unsubscribe
+//! (RFC 8058, no key: the signed token is the credential), and `GET /healthz`. Every `/api/v1` request carries
 //! `Authorization: Bearer <api key>`, and sees only its own account's data
 //! (another account's message answers 404, like a missing one).
 //!
 //! This crate checks requests, composes messages and shapes answers. It does
 //! not queue, sign, spool or record anything itself: sending goes through the
 //! [`Submitter`] the binary implements (which answers only once the message
-//! is durable, so `202` keeps the same promise as SMTP's `250`), and reads go
-//! to the [`Store`](carteiro_store::Store). It never logs API keys or message
-//! content.
+//! is durable, so `202` keeps the same promise as SMTP's `250`), and reads
+//! and suppression list changes go to the [`Store`](carteiro_store::Store).
+//! It never logs API keys or message content.
 //!
 //! Layout: `submit` is the contract with the binary, `auth` checks keys,
 //! `error` is the one error shape, `send` (with `send/request.rs`) handles
-//! sending, `read` the message lookups, `events` the event log, `params` the
-//! query strings, `wire` the JSON shapes of records, `log` the request log.
+//! sending, `read` the message lookups, `events` the event log,
+//! `suppressions` the suppression list, `unsubscribe` the one-click
+//! unsubscribe pages, `params` the query strings, `wire`
+//! the JSON shapes of records, `log` the request log.
 
 mod auth;
 mod error;
@@ -24,6 +28,8 @@ mod params;
 mod read;
 mod send;
 mod submit;
+mod suppressions;
+mod unsubscribe;
 mod wire;
 
 #[cfg(test)]
@@ -37,6 +43,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
 pub use submit::{AccountRef, Submission, SubmitError, Submitter};
+pub use suppressions::ApiSuppression;
 pub use wire::{ApiEvent, ApiMessage, ApiRecipient, format_timestamp};
 
 /// Extra room in the request body limit for the JSON around the message: the
@@ -89,6 +96,22 @@ pub fn router<S: Submitter>(state: ApiState<S>) -> Router {
         )
         .route("/api/v1/messages/{id}", get(read::message::<S>))
         .route("/api/v1/events", get(events::events::<S>))
+        .route(
+            "/api/v1/suppressions",
+            get(suppressions::list::<S>)
+                .post(suppressions::add::<S>)
+                .layer(DefaultBodyLimit::max(suppressions::BODY_LIMIT)),
+        )
+        .route(
+            "/api/v1/suppressions/{address}",
+            get(suppressions::one::<S>).delete(suppressions::remove::<S>),
+        )
+        .route(
+            "/u/{token}",
+            get(unsubscribe::confirm::<S>)
+                .post(unsubscribe::one_click::<S>)
+                .layer(DefaultBodyLimit::max(unsubscribe::BODY_LIMIT)),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

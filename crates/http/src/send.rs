@@ -46,13 +46,19 @@ pub(crate) async fn send<S: Submitter>(
         .await
         .map_err(|error| ApiError::internal("composing a message", error))??;
     let id = submission.id;
-    let recipients: Vec<Value> = submission
-        .recipients
+    let addresses = submission.recipients.clone();
+    let ids = state.submitter.submit(submission).await?;
+    let recipients: Vec<Value> = addresses
         .iter()
         .enumerate()
-        .map(|(index, address)| json!({"address": address, "id": format!("{id}-{index}")}))
+        .map(|(index, address)| {
+            let recipient_id = ids
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| format!("{id}-{index}"));
+            json!({"address": address, "id": recipient_id})
+        })
         .collect();
-    state.submitter.submit(submission).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id.to_string(), "recipients": recipients})),
@@ -109,5 +115,6 @@ fn prepare(body: &[u8], hostname: &str, account: AccountRef) -> Result<Submissio
         needs_smtputf8: composed.needs_smtputf8,
         track_opens: request.track_opens,
         track_clicks: request.track_clicks,
+        list_unsubscribe: request.list_unsubscribe,
     })
 }

@@ -49,6 +49,9 @@ pub struct Submission {
     pub track_opens: Option<bool>,
     /// Click tracking as requested; `None`: the account's default.
     pub track_clicks: Option<bool>,
+    /// Bulk mail with one-click unsubscribe (`List-Unsubscribe`, RFC 8058)
+    /// as requested; `None`: the account's default.
+    pub list_unsubscribe: Option<bool>,
 }
 
 /// Why a submission was not accepted.
@@ -79,9 +82,22 @@ pub enum SubmitError {
 /// it. Implemented by the binary.
 pub trait Submitter: Send + Sync + 'static {
     /// Accepts a message. Resolves `Ok` only once the message is durable:
-    /// the client hears `202` right after.
+    /// the client hears `202` right after. `Ok` holds the id of each
+    /// recipient (`<message id>-<index>`) in the order of
+    /// `submission.recipients` when the daemon made them differently (bulk
+    /// mail becomes one message per recipient); empty means the usual
+    /// `<submission.id>-<index>`.
     fn submit(
         &self,
         submission: Submission,
-    ) -> impl Future<Output = Result<(), SubmitError>> + Send;
+    ) -> impl Future<Output = Result<Vec<String>, SubmitError>> + Send;
+
+    /// The address an unsubscribe token (from a `List-Unsubscribe` URL)
+    /// stands for, without unsubscribing it; `None` for a token that is
+    /// forged, altered or names no message.
+    fn unsubscribe_target(&self, token: &str) -> impl Future<Output = Option<String>> + Send;
+
+    /// Unsubscribes the address the token stands for (an `unsubscribed`
+    /// event and a suppression entry) and answers it; `None` as above.
+    fn unsubscribe(&self, token: &str) -> impl Future<Output = Option<String>> + Send;
 }

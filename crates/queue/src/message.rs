@@ -21,6 +21,9 @@ pub enum RcptStatus {
     Expired,
     /// Removed by an operator.
     Deleted,
+    /// On the account's suppression list when the message came in: never
+    /// attempted.
+    Suppressed,
 }
 
 impl RcptStatus {
@@ -35,6 +38,7 @@ impl RcptStatus {
             RcptStatus::Failed => "failed",
             RcptStatus::Expired => "expired",
             RcptStatus::Deleted => "deleted",
+            RcptStatus::Suppressed => "suppressed",
         }
     }
 }
@@ -84,6 +88,11 @@ pub struct MessageMeta {
     /// message record or events of its own.
     #[serde(default)]
     pub notification: bool,
+    /// The return-path domain of a message sent with VERP: each recipient
+    /// then gets its own envelope sender `b-TOKEN@<this domain>`, bounces
+    /// come back to Carteiro (not to the sender as DSNs) and are recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verp_domain: Option<String>,
 }
 
 /// A message in the queue: its fixed metadata and its recipients' state
@@ -173,6 +182,7 @@ mod tests {
                 size: 100,
                 received_at: 5,
                 notification: false,
+                verp_domain: None,
             },
             5,
         );

@@ -263,6 +263,7 @@ mod tests {
                 size: 10,
                 received_at: now,
                 notification: false,
+                verp_domain: None,
             },
             now,
         )

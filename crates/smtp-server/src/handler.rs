@@ -59,9 +59,12 @@ pub trait Handler: Send + Sync + 'static {
     /// authentication; `None` refuses such relaying with a temporary error.
     fn default_account(&self) -> Option<AccountRef>;
 
-    /// Whether an address at one of Carteiro's own domains may receive mail
-    /// from anyone (bounces, complaints, unsubscribes). `Err` is the reply.
-    fn local_recipient(&self, address: &str) -> Result<(), Reply>;
+    /// Whether `address` is one of Carteiro's own (bounce, complaint and
+    /// unsubscribe addresses): `None` when it is not (the relay policy
+    /// applies), `Some(Ok)` when it is and takes mail from anyone, `Some(Err)`
+    /// with the reply when it is at one of our domains but not an address
+    /// that takes mail. Our own addresses are never relayed, whoever sends.
+    fn local_recipient(&self, address: &str) -> Option<Result<(), Reply>>;
 
     /// Makes the message durable and queues it. `Ok` means the client may be
     /// told `250`; `Err` is the reply to give instead (e.g. `452 4.3.1`).

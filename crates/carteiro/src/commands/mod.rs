@@ -2,10 +2,12 @@
 
 pub mod account;
 pub mod apikey;
+pub mod bounce;
 pub mod config;
 pub mod credential;
 pub mod domain;
 pub mod queue;
+pub mod suppression;
 
 use crate::layout::DataDir;
 use anyhow::Context;

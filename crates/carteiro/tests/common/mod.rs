@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod dkim;
+pub mod http;
 pub mod python;
 
 use carteiro_testkit::{Carteiro, SmtpSink, free_port};
@@ -319,8 +320,9 @@ pub async fn swaks(args: &[&str]) -> Swaks {
 }
 
 /// Splits a message as the sink received it into our `Received:` field
-/// (unfolded) and everything after it, checking it is ours and first after
-/// any DKIM-Signature fields Carteiro added.
+/// (unfolded) and everything after it and the `X-Carteiro-Id:` field that
+/// follows it, checking both are ours and first after any DKIM-Signature
+/// fields Carteiro added.
 pub fn split_received(data: &[u8]) -> (String, &[u8]) {
     let data = skip_dkim_signatures(data);
     assert!(
@@ -345,7 +347,18 @@ pub fn split_received(data: &[u8]) -> (String, &[u8]) {
         field.contains(&format!("by {HOSTNAME} (Carteiro)")),
         "the first Received field is not Carteiro's: {field}"
     );
-    (field, &data[end..])
+    // Then our reference header: complaints name the message by it.
+    let rest = &data[end..];
+    assert!(
+        rest.starts_with(b"X-Carteiro-Id: "),
+        "no X-Carteiro-Id after our Received field: {}",
+        String::from_utf8_lossy(rest)
+    );
+    let line = rest
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("a terminated X-Carteiro-Id field");
+    (field, &rest[line + 2..])
 }
 
 /// Unfolds header-style text (CRLF followed by white space) for searching.
@@ -367,6 +380,24 @@ pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> 
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Like [`eventually`] with an asynchronous check (an HTTP request...).
+pub async fn eventually_async<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
             return value;
         }
         if Instant::now() >= deadline {

@@ -23,9 +23,9 @@ pub(super) struct MailParams {
 }
 
 /// `MAIL FROM:<sender> [params]\r\n`.
-pub(super) fn mail_from(out: &mut Vec<u8>, envelope: &Envelope, params: MailParams) {
+pub(super) fn mail_from(out: &mut Vec<u8>, sender: &str, envelope: &Envelope, params: MailParams) {
     out.extend_from_slice(b"MAIL FROM:<");
-    out.extend_from_slice(format_path(&envelope.sender).as_bytes());
+    out.extend_from_slice(format_path(sender).as_bytes());
     out.push(b'>');
     if let Some(size) = params.size {
         // Writing into a Vec cannot fail.
@@ -158,13 +158,13 @@ mod tests {
             smtputf8: true,
             dsn: true,
         };
-        mail_from(&mut out, &envelope, params);
+        mail_from(&mut out, &envelope.sender, &envelope, params);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "MAIL FROM:<\"a b\"@x.test> SIZE=1234 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id+2B1+3D2+20+C3+A9\r\n"
         );
         out.clear();
-        mail_from(&mut out, &Envelope::new(""), MailParams::default());
+        mail_from(&mut out, "", &Envelope::new(""), MailParams::default());
         assert_eq!(out, b"MAIL FROM:<>\r\n");
     }
 

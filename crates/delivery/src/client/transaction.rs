@@ -86,7 +86,20 @@ impl SmtpClient {
         recipients: &[usize],
         message: &[u8],
     ) -> Result<SendOutcome, ClientError> {
+        self.send_as(None, envelope, recipients, message).await
+    }
+
+    /// Like [`SmtpClient::send`], with `sender` as the reverse path instead
+    /// of the envelope's (a VERP return path made for these recipients).
+    pub async fn send_as(
+        &mut self,
+        sender: Option<&str>,
+        envelope: &Envelope,
+        recipients: &[usize],
+        message: &[u8],
+    ) -> Result<SendOutcome, ClientError> {
         self.ensure_usable()?;
+        let sender = sender.unwrap_or(&envelope.sender);
         let rcpts = recipients
             .iter()
             .map(|&index| {
@@ -105,9 +118,8 @@ impl SmtpClient {
         }
         // RFC 6531: a non-ASCII address needs SMTPUTF8 even when the
         // envelope did not say so.
-        let smtputf8 = envelope.smtputf8
-            || !envelope.sender.is_ascii()
-            || rcpts.iter().any(|r| !r.address.is_ascii());
+        let smtputf8 =
+            envelope.smtputf8 || !sender.is_ascii() || rcpts.iter().any(|r| !r.address.is_ascii());
         if let Some(refusal) = self.refusal(smtputf8, message) {
             return Ok(SendOutcome::all(refusal, rcpts.len()));
         }
@@ -119,10 +131,11 @@ impl SmtpClient {
         };
         let params = self.mail_params(envelope, message, plan, smtputf8);
         let result = if plan.pipelining {
-            self.pipelined(envelope, &rcpts, message, plan, params)
+            self.pipelined(sender, envelope, &rcpts, message, plan, params)
                 .await
         } else {
-            self.stepwise(envelope, &rcpts, message, plan, params).await
+            self.stepwise(sender, envelope, &rcpts, message, plan, params)
+                .await
         };
         self.wbuf.clear();
         self.keep_usable_if_ok(result)
@@ -191,6 +204,7 @@ impl SmtpClient {
     /// PIPELINING: [RSET] MAIL RCPT… DATA|BDAT(+message) in one write.
     async fn pipelined(
         &mut self,
+        sender: &str,
         envelope: &Envelope,
         rcpts: &[&Recipient],
         message: &[u8],
@@ -203,7 +217,7 @@ impl SmtpClient {
         if rset {
             self.wbuf.extend_from_slice(b"RSET\r\n");
         }
-        command::mail_from(&mut self.wbuf, envelope, params);
+        command::mail_from(&mut self.wbuf, sender, envelope, params);
         for rcpt in rcpts {
             command::rcpt_to(&mut self.wbuf, rcpt, plan.dsn);
         }
@@ -256,6 +270,7 @@ impl SmtpClient {
     /// No PIPELINING: one command, one reply.
     async fn stepwise(
         &mut self,
+        sender: &str,
         envelope: &Envelope,
         rcpts: &[&Recipient],
         message: &[u8],
@@ -270,7 +285,7 @@ impl SmtpClient {
             }
         }
         self.wbuf.clear();
-        command::mail_from(&mut self.wbuf, envelope, params);
+        command::mail_from(&mut self.wbuf, sender, envelope, params);
         self.conn
             .write_all(&self.wbuf, Stage::Mail, command_timeout)
             .await?;

@@ -62,7 +62,9 @@ pub(crate) fn finish(
     body: Option<Bytes>,
 ) {
     let id = message.id;
-    let report = if message.meta.envelope.is_null_sender() {
+    // Mail sent with VERP brings its bounces back to Carteiro, which records
+    // them as events (and webhooks); its sender gets no DSN mail.
+    let report = if message.meta.envelope.is_null_sender() || message.meta.verp_domain.is_some() {
         Vec::new()
     } else {
         failed_recipients(&message)
@@ -128,6 +130,7 @@ pub(crate) fn finish(
                 size: dsn.len() as u64,
                 received_at: now,
                 notification: true,
+                verp_domain: None,
             },
             now,
         );

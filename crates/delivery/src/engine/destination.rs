@@ -54,6 +54,8 @@ pub(crate) struct Job {
     pub account: String,
     /// Indices into `envelope.recipients`.
     pub rcpts: Vec<usize>,
+    /// The reverse path to use instead of the envelope's (VERP).
+    pub sender: Option<String>,
     pub body: Option<Bytes>,
 }
 
@@ -224,7 +226,10 @@ async fn deliver_jobs(dest: &Arc<Destination>, ctx: &Arc<WorkerContext>) {
             };
             let reused = sent_on_connection > 0;
             let started = Instant::now();
-            match conn.send(&job.envelope, &job.rcpts, &body).await {
+            match conn
+                .send_as(job.sender.as_deref(), &job.envelope, &job.rcpts, &body)
+                .await
+            {
                 Ok(outcome) => {
                     sent_on_connection += 1;
                     break Ok((

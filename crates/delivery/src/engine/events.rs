@@ -56,6 +56,8 @@ pub(crate) fn after_attempt(message: &QueuedMessage, rcpt: usize) -> Option<Deli
         RcptStatus::Failed => DeliveryEventKind::Bounced,
         RcptStatus::Expired => DeliveryEventKind::Expired,
         RcptStatus::Deleted => DeliveryEventKind::Deleted,
+        // Recorded when the message came in; never attempted.
+        RcptStatus::Suppressed => return None,
     };
     Some(DeliveryEvent {
         kind,

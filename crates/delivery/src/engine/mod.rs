@@ -21,6 +21,7 @@ use crate::Resolver;
 use bytes::Bytes;
 use carteiro_config::Config;
 use carteiro_mail::MessageId;
+use carteiro_mail::verp::{Purpose, TokenKey};
 use carteiro_queue::{AttemptResult, QueuedMessage, Recorded, RetryPolicy, Scheduler};
 use carteiro_spool::Spool;
 use destination::{DestKey, Destination, Job};
@@ -101,6 +102,8 @@ impl EngineHandle {
 /// way back to the engine.
 pub(crate) struct WorkerContext {
     pub config: Arc<Config>,
+    /// Signs VERP return paths.
+    pub tokens: Arc<TokenKey>,
     pub events: Arc<dyn EventSink>,
     pub spool: Spool,
     pub resolver: Resolver,
@@ -128,6 +131,7 @@ pub fn start(
     spool: Spool,
     resolver: Resolver,
     events: Arc<dyn EventSink>,
+    tokens: Arc<TokenKey>,
     recovered: Vec<QueuedMessage>,
 ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -150,6 +154,7 @@ pub fn start(
     let engine = Engine {
         ctx: Arc::new(WorkerContext {
             config,
+            tokens,
             events,
             spool,
             resolver,
@@ -347,13 +352,26 @@ impl Engine {
                 .entry(key.clone())
                 .or_insert_with(|| Destination::new(key, &self.ctx.config));
             let body = self.bodies.get(&dispatch.id).cloned();
-            for rcpts in dispatch.rcpts.chunks(per_transaction.max(1)) {
+            // With VERP every recipient has its own envelope sender, so its
+            // own transaction.
+            let chunk = if message.meta.verp_domain.is_some() {
+                1
+            } else {
+                per_transaction.max(1)
+            };
+            for rcpts in dispatch.rcpts.chunks(chunk) {
+                let sender = message.meta.verp_domain.as_deref().map(|domain| {
+                    self.ctx
+                        .tokens
+                        .address(Purpose::Bounce, dispatch.id, rcpts[0] as u16, domain)
+                });
                 dest.push(
                     Job {
                         id: dispatch.id,
                         envelope: Arc::clone(&message.meta.envelope),
                         account: message.meta.account.clone(),
                         rcpts: rcpts.to_vec(),
+                        sender,
                         body: body.clone(),
                     },
                     &self.ctx,

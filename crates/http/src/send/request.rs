@@ -27,7 +27,7 @@ const MAX_METADATA_KEY_CHARS: usize = 64;
 pub(crate) const MAX_METADATA_BYTES: usize = 8 * 1024;
 
 /// The request's top-level fields, for naming an unknown one.
-pub(crate) const FIELDS: [&str; 14] = [
+pub(crate) const FIELDS: [&str; 15] = [
     "from",
     "to",
     "cc",
@@ -42,6 +42,7 @@ pub(crate) const FIELDS: [&str; 14] = [
     "metadata",
     "track_opens",
     "track_clicks",
+    "list_unsubscribe",
 ];
 
 /// Standard base64; padding optional (some encoders leave it out).
@@ -72,6 +73,7 @@ pub(crate) struct SendRequest {
     pub(crate) metadata: Option<Value>,
     pub(crate) track_opens: Option<bool>,
     pub(crate) track_clicks: Option<bool>,
+    pub(crate) list_unsubscribe: Option<bool>,
 }
 
 /// One attachment as given.

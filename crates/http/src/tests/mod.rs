@@ -8,6 +8,8 @@ mod read;
 mod search;
 mod send;
 mod serve;
+mod suppressions;
+mod unsubscribe;
 
 use std::sync::{Arc, Mutex};
 
@@ -41,8 +43,14 @@ pub(crate) enum Mode {
 pub(crate) struct TestSubmitter {
     pub(crate) mode: Mutex<Mode>,
     pub(crate) submissions: Mutex<Vec<Submission>>,
+    /// Addresses unsubscribed through [`Submitter::unsubscribe`].
+    pub(crate) unsubscribed: Mutex<Vec<String>>,
     writer: EventWriter,
 }
+
+/// The one unsubscribe token the test submitter knows, and its address.
+pub(crate) const UNSUBSCRIBE_TOKEN: &str = "u-valid-token";
+pub(crate) const UNSUBSCRIBE_ADDRESS: &str = "alice@shop.test";
 
 impl TestSubmitter {
     pub(crate) fn set_mode(&self, mode: Mode) {
@@ -55,7 +63,20 @@ impl TestSubmitter {
 }
 
 impl Submitter for TestSubmitter {
-    async fn submit(&self, submission: Submission) -> Result<(), SubmitError> {
+    async fn unsubscribe_target(&self, token: &str) -> Option<String> {
+        (token == UNSUBSCRIBE_TOKEN).then(|| UNSUBSCRIBE_ADDRESS.to_owned())
+    }
+
+    async fn unsubscribe(&self, token: &str) -> Option<String> {
+        let address = self.unsubscribe_target(token).await?;
+        self.unsubscribed
+            .lock()
+            .expect("unsubscribed lock")
+            .push(address.clone());
+        Some(address)
+    }
+
+    async fn submit(&self, submission: Submission) -> Result<Vec<String>, SubmitError> {
         let mode = self.mode.lock().expect("mode lock").clone();
         match mode {
             Mode::Accept => {}
@@ -89,7 +110,7 @@ impl Submitter for TestSubmitter {
             .lock()
             .expect("submissions lock")
             .push(submission);
-        Ok(())
+        Ok(Vec::new())
     }
 }
 
@@ -123,6 +144,7 @@ impl Harness {
         let submitter = Arc::new(TestSubmitter {
             mode: Mutex::new(Mode::Accept),
             submissions: Mutex::new(Vec::new()),
+            unsubscribed: Mutex::new(Vec::new()),
             writer: writer.clone(),
         });
         let mut config = carteiro_config::Config {

@@ -117,15 +117,21 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
             self.reply(&Reply::SMTPUTF8_REQUIRED);
             return Flow::Continue;
         }
-        if !self.may_relay() {
-            if !self.ctx.config.is_local_domain(domain) {
-                self.reply(&Reply::RELAY_DENIED);
-                return Flow::Continue;
-            }
-            if let Err(reply) = self.ctx.handler.local_recipient(&address) {
+        match self.ctx.handler.local_recipient(&address) {
+            Some(Ok(())) => {}
+            Some(Err(reply)) => {
                 self.reply(&reply);
                 return Flow::Continue;
             }
+            None if self.ctx.config.is_local_domain(domain) => {
+                self.reply(&Reply::NO_SUCH_USER);
+                return Flow::Continue;
+            }
+            None if !self.may_relay() => {
+                self.reply(&Reply::RELAY_DENIED);
+                return Flow::Continue;
+            }
+            None => {}
         }
         let recipient = Recipient {
             address,

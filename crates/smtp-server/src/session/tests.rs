@@ -38,11 +38,13 @@ impl Handler for TestHandler {
         Some(account())
     }
 
-    fn local_recipient(&self, address: &str) -> Result<(), Reply> {
-        if address.starts_with("bounces@") {
-            Ok(())
+    fn local_recipient(&self, address: &str) -> Option<Result<(), Reply>> {
+        if !address.ends_with("@relay.test") {
+            None
+        } else if address.starts_with("bounces@") {
+            Some(Ok(()))
         } else {
-            Err(Reply::NO_SUCH_USER)
+            Some(Err(Reply::NO_SUCH_USER))
         }
     }
 

@@ -1,0 +1,82 @@
+//! The HTTP API from the outside: curl against the running server.
+
+use super::{Server, run};
+use serde_json::Value;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// An HTTP answer: status and parsed JSON body.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+pub async fn curl(
+    server: &Server,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
+    let url = format!("http://{}{path}", server.http);
+    let auth = key.map(|k| format!("Authorization: Bearer {k}"));
+    let mut args = vec!["-s", "-X", method, "-w", "\n%{http_code}"];
+    if let Some(auth) = &auth {
+        args.extend(["-H", auth]);
+    }
+    if body.is_some() {
+        args.extend([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ]);
+    }
+    args.push(&url);
+    let output = run("curl", &args, body.map(str::as_bytes)).await;
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let (json_text, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    Answer {
+        status: status.trim().parse().unwrap_or(0),
+        body: serde_json::from_str(json_text).unwrap_or(Value::String(json_text.to_string())),
+    }
+}
+
+/// Creates an API key for `account`; returns the secret.
+pub async fn api_key(server: &Server, account: &str) -> String {
+    let out = server.cli(&["apikey", "add", account]).await;
+    out.lines()
+        .find(|l| l.starts_with("crt_"))
+        .unwrap_or_else(|| panic!("no key in: {out}"))
+        .to_string()
+}
+
+/// Polls GET /api/v1/messages/{id} until an event of `kind` shows up.
+pub async fn wait_event(server: &Server, key: &str, id: &str, kind: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = curl(
+            server,
+            "GET",
+            &format!("/api/v1/messages/{id}"),
+            Some(key),
+            None,
+        )
+        .await;
+        if answer.status == 200
+            && answer.body["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["type"] == kind))
+        {
+            return answer.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} event for {id}: {} {}\n{}",
+            answer.status,
+            answer.body,
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
