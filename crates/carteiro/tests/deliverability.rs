@@ -7,6 +7,7 @@
 
 mod common;
 
+use carteiro_testkit::DnsFixture;
 use common::client::Client;
 use common::dkim::{dkimpy_verify, records};
 use common::http::{Answer, api_key, curl, wait_event};
@@ -14,13 +15,19 @@ use common::{HOSTNAME, Server, Setup, WAIT, run};
 use serde_json::{Value, json};
 
 /// A server routing everything to `sink`, with account `shop` owning
-/// `shop.test`; loopback is *not* trusted. Returns the server and a key.
-async fn shop(sink: &carteiro_testkit::SmtpSink) -> (Server, String) {
-    let server = Setup::new().route(&["*"], sink.addr()).start().await;
+/// `shop.test`; loopback is *not* trusted. DNS is an empty fixture (only
+/// `domain check` asks it). Returns the server and a key.
+async fn shop(sink: &carteiro_testkit::SmtpSink) -> (Server, String, DnsFixture) {
+    let dns = DnsFixture::builder().start().await;
+    let server = Setup::new()
+        .nameserver(dns.addr())
+        .route(&["*"], sink.addr())
+        .start()
+        .await;
     server.cli(&["account", "add", "shop"]).await;
     server.cli(&["domain", "add", "shop", "shop.test"]).await;
     let key = api_key(&server, "shop").await;
-    (server, key)
+    (server, key, dns)
 }
 
 async fn send(server: &Server, key: &str, request: Value) -> Answer {
@@ -170,7 +177,7 @@ fn stuffed(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bounces_and_complaints_suppress_and_later_sends_are_suppressed() {
     let sink = common::sink().await;
-    let (server, key) = shop(&sink).await;
+    let (server, key, _dns) = shop(&sink).await;
 
     let answer = send(
         &server,
@@ -265,6 +272,27 @@ async fn bounces_and_complaints_suppress_and_later_sends_are_suppressed() {
     let entry = wait_suppressed(&server, &key, "bob@dest.test").await;
     assert_eq!(entry["reason"], "complaint", "{entry}");
 
+    // One complaint for two deliveries today: the bulk-sender checklist
+    // of `domain check` calls that rate an error.
+    let out = server
+        .carteiro
+        .run(&["domain", "check", "shop.test", "--json"])
+        .await
+        .unwrap();
+    let results: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rate = results
+        .iter()
+        .find(|r| r["purpose"] == "complaint-rate")
+        .unwrap_or_else(|| panic!("no complaint rate: {results:?}"));
+    assert_eq!(rate["status"], "wrong", "{rate}");
+    assert!(
+        rate["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 complaint for 2 delivered"),
+        "{rate}"
+    );
+
     // Nothing that came to us was relayed: the sink still has two copies.
     assert_eq!(sink.messages().len(), 2, "{:?}", sink.messages());
 
@@ -314,7 +342,7 @@ async fn bounces_and_complaints_suppress_and_later_sends_are_suppressed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_listener_still_refuses_strangers() {
     let sink = common::sink().await;
-    let (server, _key) = shop(&sink).await;
+    let (server, _key, _dns) = shop(&sink).await;
     for to in [
         "someone@elsewhere.test",
         "someone@shop.test",
@@ -332,7 +360,7 @@ async fn relay_listener_still_refuses_strangers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_mail_has_a_signed_one_click_unsubscribe() {
     let sink = common::sink().await;
-    let (server, key) = shop(&sink).await;
+    let (server, key, _dns) = shop(&sink).await;
     let answer = send(
         &server,
         &key,
@@ -502,7 +530,7 @@ async fn bulk_mail_has_a_signed_one_click_unsubscribe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bounce_parse_prints_the_class() {
     let sink = common::sink().await;
-    let (server, _key) = shop(&sink).await;
+    let (server, _key, _dns) = shop(&sink).await;
     let file = server.dir.path().join("bounce.eml");
     std::fs::write(&file, dsn("b-x@bounces.shop.test", "erin@dest.test")).unwrap();
     let out = server

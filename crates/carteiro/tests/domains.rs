@@ -109,13 +109,20 @@ async fn mail_from_a_domain_the_account_does_not_own_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn domain_check_reports_ok_missing_and_wrong() {
-    let dns = DnsFixture::builder().start().await;
+    // The EHLO name has an address whose reverse DNS names it back.
+    let relay_ip: std::net::IpAddr = "192.0.2.25".parse().unwrap();
+    let dns = DnsFixture::builder()
+        .a(common::HOSTNAME, "192.0.2.25".parse().unwrap())
+        .ptr(relay_ip, common::HOSTNAME)
+        .start()
+        .await;
     let server = Setup::new().nameserver(dns.addr()).start().await;
     server.cli(&["account", "add", "shop"]).await;
     server.cli(&["domain", "add", "shop", "shop.test"]).await;
     let records = records(&server, "shop.test").await;
 
-    // Nothing published: everything is missing and the command fails.
+    // Nothing published: every record is missing and the command fails; of
+    // the bulk-sender checklist, alignment cannot be judged without DMARC.
     let out = server
         .carteiro
         .run(&["domain", "check", "shop.test"])
@@ -123,7 +130,24 @@ async fn domain_check_reports_ok_missing_and_wrong() {
         .unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("MISSING") && !text.contains("OK "), "{text}");
+    let (record_lines, checklist) = text
+        .split_once("Bulk-sender checklist")
+        .unwrap_or_else(|| panic!("no checklist: {text}"));
+    assert!(
+        record_lines.contains("MISSING") && !record_lines.contains("OK "),
+        "{text}"
+    );
+    let item = |purpose: &str| {
+        checklist
+            .lines()
+            .find(|l| l.contains(purpose) && !l.starts_with(' '))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(item("alignment").starts_with("MISSING"), "{text}");
+    assert!(item("ptr").starts_with("OK"), "{text}");
+    assert!(item("tls").starts_with("OK"), "{text}");
+    assert!(item("complaint-rate").starts_with("OK"), "{text}");
 
     // Publish exactly what was printed: everything is right.
     for record in &records {
@@ -143,10 +167,55 @@ async fn domain_check_reports_ok_missing_and_wrong() {
         .cli(&["domain", "check", "shop.test", "--json"])
         .await;
     let results: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert!(!results.is_empty());
+    let purposes: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r["purpose"].as_str())
+        .collect();
+    for wanted in [
+        "dkim",
+        "spf",
+        "dmarc",
+        "return-path",
+        "alignment",
+        "ptr",
+        "tls",
+        "complaint-rate",
+    ] {
+        assert!(purposes.contains(&wanted), "{wanted} not checked: {out}");
+    }
     for result in &results {
         assert_eq!(result["status"], "ok", "{result}");
     }
+
+    // The relay's address pointing elsewhere is wrong.
+    dns.remove(
+        &hickory_proto::rr::Name::from(relay_ip).to_ascii(),
+        RecordType::PTR,
+    )
+    .await;
+    dns.add(
+        &hickory_proto::rr::Name::from(relay_ip).to_ascii(),
+        hickory_proto::rr::RData::PTR(hickory_proto::rr::rdata::PTR(
+            "host-25.isp.test.".parse().unwrap(),
+        )),
+    )
+    .await;
+    let out = server
+        .carteiro
+        .run(&["domain", "check", "shop.test", "--json"])
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ptr = results.iter().find(|r| r["purpose"] == "ptr").unwrap();
+    assert_eq!(ptr["status"], "wrong", "{ptr}");
+    assert!(
+        ptr["message"]
+            .as_str()
+            .unwrap()
+            .contains("host-25.isp.test"),
+        "{ptr}"
+    );
 
     // Alter the RSA key and add a second SPF record: both are reported.
     let dkim = records
@@ -186,6 +255,7 @@ async fn domain_check_reports_ok_missing_and_wrong() {
     assert!(line(" spf ").starts_with("WRONG"), "{text}");
     assert!(text.contains("two SPF records"), "{text}");
     assert!(line("dmarc").starts_with("MISSING"), "{text}");
+    assert!(line("alignment").starts_with("MISSING"), "{text}");
     assert!(line("return-path  MX").starts_with("OK"), "{text}");
 }
 

@@ -234,6 +234,33 @@ impl Resolver {
         }
     }
 
+    /// The PTR names of `ip` (without the trailing dot): the reverse DNS
+    /// receivers compare with the EHLO name.
+    pub async fn ptr_names(&self, ip: IpAddr) -> Result<Vec<String>, LookupFailure> {
+        match self.inner.reverse_lookup(ip).await {
+            Ok(lookup) => {
+                let names: Vec<String> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|record| match &record.data {
+                        RData::PTR(ptr) => {
+                            Some(ptr.0.to_ascii().trim_end_matches('.').to_ascii_lowercase())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if names.is_empty() {
+                    Err(LookupFailure::NoRecords)
+                } else {
+                    Ok(names)
+                }
+            }
+            Err(e) if e.is_nx_domain() => Err(LookupFailure::NxDomain),
+            Err(e) if e.is_no_records_found() => Err(LookupFailure::NoRecords),
+            Err(e) => Err(LookupFailure::Failed(e.to_string())),
+        }
+    }
+
     /// §5.1: no MX records but the domain exists, so the domain itself is
     /// the only exchange, with preference 0.
     async fn implicit_mx(&self, domain: &str) -> Result<Vec<MxTarget>, ResolveError> {

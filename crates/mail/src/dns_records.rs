@@ -8,6 +8,7 @@
 //! judgement is plain code that tests drive with tables.
 
 mod check;
+mod checklist;
 mod render;
 mod spf;
 
@@ -15,6 +16,10 @@ mod spf;
 mod tests;
 
 pub use check::{CheckResult, CheckStatus, Found, LookupFailure, check, names_to_look_up};
+pub use checklist::{
+    COMPLAINT_RATE_ERROR, COMPLAINT_RATE_WARNING, ChecklistItem, check_alignment,
+    check_complaint_rate, check_ptr, check_tls,
+};
 pub use render::{render_text, split_txt_value, zone_file_entry};
 
 use crate::dkim::DkimAlgorithm;

@@ -189,7 +189,8 @@ pub struct EventRecord {
 }
 
 /// The columns [`EventRecord::from_row`] reads, on a table aliased `e`.
-const EVENT_COLUMNS: &str = "e.id, e.kind, e.timestamp_ms, e.message_id, e.recipient, e.details";
+pub(crate) const EVENT_COLUMNS: &str =
+    "e.id, e.kind, e.timestamp_ms, e.message_id, e.recipient, e.details";
 
 impl EventRecord {
     pub(crate) fn from_row(row: &SqliteRow, account: &str) -> Result<EventRecord, StoreError> {
@@ -278,6 +279,47 @@ impl Store {
             .map(|row| EventRecord::from_row(row, &account))
             .collect()
     }
+
+    /// How many of an account's events of each of `kinds` happened at or
+    /// after `since_ms` (kinds with none are absent). A range scan of the
+    /// account's events on the id key: for checks and reports, not for the
+    /// hot path.
+    pub async fn count_events_since(
+        &self,
+        account_id: i64,
+        since_ms: i64,
+        kinds: &[EventKind],
+    ) -> Result<Vec<(EventKind, u64)>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let since_id = since_ms
+            .saturating_sub(TIMESTAMP_SLACK_MS)
+            .saturating_mul(EVENT_IDS_PER_MS);
+        let placeholders: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = format!(
+            "SELECT kind, COUNT(*) AS n FROM events \
+             WHERE account_id = $1 AND id >= $2 AND timestamp_ms >= $3 AND kind IN ({}) \
+             GROUP BY kind",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account_id)
+            .bind(since_id)
+            .bind(since_ms);
+        for kind in kinds {
+            query = query.bind(kind.as_str());
+        }
+        let mut counts = Vec::new();
+        for row in query.fetch_all(&self.pool).await? {
+            let kind: String = row.try_get("kind")?;
+            let n: i64 = row.try_get("n")?;
+            if let Ok(kind) = kind.parse::<EventKind>() {
+                counts.push((kind, u64::try_from(n).unwrap_or(0)));
+            }
+        }
+        Ok(counts)
+    }
 }
 
 #[cfg(test)]
@@ -309,6 +351,59 @@ mod tests {
         }
         assert_eq!(EventKind::Received.recipient_state(), Some("queued"));
         assert_eq!(EventKind::Opened.recipient_state(), None);
+    }
+
+    #[tokio::test]
+    async fn counts_since_a_time_per_kind_for_one_account() {
+        let (_dir, store) = temp_store().await;
+        let acme = store.create_account("acme").await.expect("account");
+        let other = store.create_account("other").await.expect("account");
+        let id = message_id(T0, 1);
+        let day = 24 * 3600 * 1000;
+        let events = [
+            new_event(
+                acme.id,
+                &id,
+                Some("a@x.test"),
+                EventKind::Delivered,
+                T0 - 2 * day,
+            ),
+            new_event(acme.id, &id, Some("a@x.test"), EventKind::Delivered, T0),
+            new_event(acme.id, &id, Some("b@x.test"), EventKind::Delivered, T0 + 1),
+            new_event(acme.id, &id, Some("c@x.test"), EventKind::Delivered, T0 + 2),
+            new_event(
+                acme.id,
+                &id,
+                Some("c@x.test"),
+                EventKind::Complained,
+                T0 + 3,
+            ),
+            new_event(acme.id, &id, Some("c@x.test"), EventKind::Opened, T0 + 4),
+            new_event(
+                other.id,
+                &id,
+                Some("d@x.test"),
+                EventKind::Complained,
+                T0 + 5,
+            ),
+        ];
+        record(&store, &[], &events).await;
+        let mut counts = store
+            .count_events_since(acme.id, T0, &[EventKind::Delivered, EventKind::Complained])
+            .await
+            .expect("counts");
+        counts.sort_by_key(|(kind, _)| kind.as_str());
+        assert_eq!(
+            counts,
+            [(EventKind::Complained, 1), (EventKind::Delivered, 3)]
+        );
+        assert!(
+            store
+                .count_events_since(acme.id, T0, &[])
+                .await
+                .expect("none asked")
+                .is_empty()
+        );
     }
 
     #[tokio::test]

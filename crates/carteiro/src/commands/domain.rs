@@ -7,10 +7,10 @@ use carteiro_config::Config;
 use carteiro_delivery::Resolver;
 use carteiro_mail::dkim::{DkimAlgorithm, default_selectors, generate_key};
 use carteiro_mail::dns_records::{
-    CheckStatus, DnsRecord, Found, PublicKeySpec, check, domain_records, names_to_look_up,
-    render_text,
+    CheckStatus, ChecklistItem, DnsRecord, Found, PublicKeySpec, check, check_alignment,
+    check_complaint_rate, check_ptr, check_tls, domain_records, names_to_look_up, render_text,
 };
-use carteiro_store::{Domain, NewDkimKey, Store};
+use carteiro_store::{Domain, EventKind, NewDkimKey, Store};
 use time::OffsetDateTime;
 
 pub async fn run(cmd: DomainCommand, config: &Config) -> anyhow::Result<()> {
@@ -88,8 +88,16 @@ async fn execute(cmd: DomainCommand, config: &Config, store: &Store) -> anyhow::
             let resolver = Resolver::new(&config.dns.nameservers).context("cannot set up DNS")?;
             let found = look_up(&resolver, &expected).await;
             let results = check(&domain.name, &config.hostname, &expected, &found);
+            let checklist = bulk_checklist(config, store, &resolver, &domain).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&results)?);
+                let mut all: Vec<serde_json::Value> = Vec::new();
+                for result in &results {
+                    all.push(serde_json::to_value(result)?);
+                }
+                for item in &checklist {
+                    all.push(serde_json::to_value(item)?);
+                }
+                println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
                 for result in &results {
                     println!(
@@ -101,13 +109,26 @@ async fn execute(cmd: DomainCommand, config: &Config, store: &Store) -> anyhow::
                         result.message
                     );
                 }
+                println!("\nBulk-sender checklist (Gmail, Yahoo, Microsoft):");
+                for item in &checklist {
+                    println!(
+                        "{:<8} {:<14} {:<5} {}\n         {}",
+                        item.status.as_str().to_uppercase(),
+                        item.purpose,
+                        item.kind.unwrap_or(""),
+                        item.name,
+                        item.message
+                    );
+                }
             }
             let bad = results
                 .iter()
-                .filter(|r| matches!(r.status, CheckStatus::Missing | CheckStatus::Wrong))
+                .map(|r| r.status)
+                .chain(checklist.iter().map(|i| i.status))
+                .filter(|s| matches!(s, CheckStatus::Missing | CheckStatus::Wrong))
                 .count();
             if bad > 0 {
-                bail!("{bad} record(s) of {} are missing or wrong", domain.name);
+                bail!("{bad} check(s) for {} are missing or wrong", domain.name);
             }
         }
         DomainCommand::Remove { domain } => {
@@ -149,6 +170,56 @@ pub fn records(config: &Config, domain: &Domain) -> anyhow::Result<Vec<DnsRecord
         &config.domains.return_path_domain(&domain.name),
         &keys,
     ))
+}
+
+/// The bulk-sender checklist: DMARC alignment, reverse DNS of the EHLO
+/// name's addresses, TLS on delivery, and the owning account's complaint
+/// rate over the last day.
+async fn bulk_checklist(
+    config: &Config,
+    store: &Store,
+    resolver: &Resolver,
+    domain: &Domain,
+) -> anyhow::Result<Vec<ChecklistItem>> {
+    let mut items = Vec::new();
+    let dmarc = resolver
+        .txt_records(&format!("_dmarc.{}", domain.name))
+        .await;
+    items.push(check_alignment(
+        &domain.name,
+        &config.domains.return_path_domain(&domain.name),
+        &dmarc,
+    ));
+    let addrs = resolver
+        .host_addrs(&config.hostname)
+        .await
+        .map_err(|e| e.to_string());
+    let mut ptrs = Vec::new();
+    for ip in addrs.iter().flatten() {
+        ptrs.push((*ip, resolver.ptr_names(*ip).await));
+    }
+    items.extend(check_ptr(&config.hostname, &addrs, &ptrs));
+    items.push(check_tls(config.delivery.tls.as_str(), None));
+    let day_ago = OffsetDateTime::now_utc().unix_timestamp() * 1000 - 24 * 3600 * 1000;
+    let counts = store
+        .count_events_since(
+            domain.account_id,
+            day_ago,
+            &[EventKind::Delivered, EventKind::Complained],
+        )
+        .await?;
+    let count = |kind| {
+        counts
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    };
+    items.push(check_complaint_rate(
+        &domain.account,
+        count(EventKind::Complained),
+        count(EventKind::Delivered),
+    ));
+    Ok(items)
 }
 
 /// Looks up every name the check needs, concurrently.
