@@ -1,10 +1,12 @@
 //! The HTTP API's way into the daemon: a message composed by the API goes
 //! through the same intake as SMTP mail (sending policy, DKIM, spool,
 //! record, queue), then the event writer is flushed so that a `GET` right
-//! after the `202` finds the message.
+//! after the `202` finds the message. Unsubscribe links go to `inbound`,
+//! opens and clicks to `tracking`.
 
 use crate::inbound::Inbound;
 use crate::intake::{Incoming, Intake, IntakeError};
+use crate::tracking::Tracker;
 use bytes::Bytes;
 use carteiro_delivery::engine::now_millis;
 use carteiro_http::{Submission, SubmitError, Submitter};
@@ -20,6 +22,7 @@ use time::format_description::well_known::Rfc2822;
 pub struct ApiSubmitter {
     intake: Arc<Intake>,
     inbound: Arc<Inbound>,
+    tracker: Arc<Tracker>,
     hostname: String,
     max_message_size: u64,
 }
@@ -28,12 +31,14 @@ impl ApiSubmitter {
     pub fn new(
         intake: Arc<Intake>,
         inbound: Arc<Inbound>,
+        tracker: Arc<Tracker>,
         hostname: String,
         max_message_size: u64,
     ) -> ApiSubmitter {
         ApiSubmitter {
             intake,
             inbound,
+            tracker,
             hostname,
             max_message_size,
         }
@@ -47,6 +52,14 @@ impl Submitter for ApiSubmitter {
 
     async fn unsubscribe(&self, token: &str) -> Option<String> {
         self.inbound.unsubscribe_token(token).await
+    }
+
+    async fn opened(&self, token: &str, user_agent: Option<&str>) {
+        self.tracker.opened(token, user_agent).await;
+    }
+
+    async fn clicked(&self, token: &str, user_agent: Option<&str>) -> Option<String> {
+        self.tracker.clicked(token, user_agent).await
     }
 
     async fn submit(&self, submission: Submission) -> Result<Vec<String>, SubmitError> {
@@ -99,11 +112,13 @@ impl Submitter for ApiSubmitter {
             received_at_ms: now_millis(),
             details: json!({}),
             list_unsubscribe: submission.list_unsubscribe,
+            track_opens: submission.track_opens,
+            track_clicks: submission.track_clicks,
         };
         match self.intake.accept(incoming).await {
             Ok(ids) => {
                 self.intake.events().flush().await;
-                // Bulk mail became one message per recipient.
+                // Bulk and tracked mail became one message per recipient.
                 Ok(ids.iter().map(|id| format!("{id}-0")).collect())
             }
             Err(IntakeError::Refused(refusal)) if refusal.is_client_error() => {

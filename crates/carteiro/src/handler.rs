@@ -112,6 +112,8 @@ impl Handler for CarteiroHandler {
                 "listener": message.role.name(),
             }),
             list_unsubscribe: None,
+            track_opens: None,
+            track_clicks: None,
         };
         match self.intake.accept(incoming).await {
             Ok(_) => Ok(()),

@@ -3,8 +3,10 @@
 //! before anyone hears "accepted"), the message record and its `received`
 //! events (batched, off the hot path), and the queue.
 
+use crate::metrics::PerAccount;
 use crate::sending::{Prepared, Refusal, SendingPolicy};
 use crate::suppress::Suppressions;
+use crate::tracking::TrackingPlan;
 use bytes::Bytes;
 use carteiro_delivery::engine::{DeliveryEvent, DeliveryEventKind, EngineHandle, EventSink};
 use carteiro_mail::bounce::classify_reply;
@@ -42,6 +44,11 @@ pub struct Incoming {
     /// message; `None`: the `X-Carteiro-List-Unsubscribe` header, else the
     /// account's default.
     pub list_unsubscribe: Option<bool>,
+    /// Open tracking asked for or refused for this message; `None`: the
+    /// account's default (`tracking.open_accounts`).
+    pub track_opens: Option<bool>,
+    /// Click tracking likewise (`tracking.click_accounts`).
+    pub track_clicks: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -57,6 +64,8 @@ pub struct Intake {
     spool: Spool,
     engine: EngineHandle,
     events: EventWriter,
+    /// `carteiro_messages_received_total` per account.
+    received: PerAccount,
 }
 
 impl Intake {
@@ -75,6 +84,7 @@ impl Intake {
             spool,
             engine,
             events,
+            received: PerAccount::new(crate::metrics::RECEIVED),
         }
     }
 
@@ -84,23 +94,46 @@ impl Intake {
 
     /// Takes a message in. `Ok` means it is durable and queued; it holds the
     /// id of the message made for each recipient, in order: the message's
-    /// own id, except for bulk mail to several recipients, which becomes one
-    /// message per recipient (each unsubscribe link names its recipient, and
-    /// the DKIM signature must cover it).
+    /// own id, except for bulk or tracked mail to several recipients, which
+    /// becomes one message per recipient (each unsubscribe link, pixel and
+    /// tracked link names its recipient, and the DKIM signature must cover
+    /// it).
     pub async fn accept(&self, mut incoming: Incoming) -> Result<Vec<MessageId>, IntakeError> {
         let bulk = incoming.list_unsubscribe.unwrap_or_else(|| {
             self.policy.is_bulk_account(&incoming.account.name)
                 || headers::has_field(&incoming.body, BULK_HEADER)
         });
+        let account = &incoming.account.name;
+        let opens = incoming
+            .track_opens
+            .unwrap_or_else(|| self.policy.tracks_opens(account));
+        let clicks = incoming
+            .track_clicks
+            .unwrap_or_else(|| self.policy.tracks_clicks(account));
+        // Only HTML can be tracked: other mail is not split for nothing.
+        let tracked = (opens || clicks) && carteiro_mail::tracking::may_have_html(&incoming.body);
         let n = incoming.envelope.recipients.len();
-        if !bulk {
-            self.accept_one(incoming, None).await?;
+        if !bulk && !tracked {
+            self.accept_one(incoming, None, None).await?;
             return Ok(Vec::new());
         }
+        let personal = |id: MessageId| {
+            let unsubscribe = bulk.then(|| self.tokens.token(Purpose::Unsubscribe, id, 0));
+            let tracking = tracked.then(|| TrackingPlan {
+                tokens: Arc::clone(&self.tokens),
+                public_url: self.policy.public_url().to_string(),
+                id,
+                rcpt: 0,
+                opens,
+                clicks,
+            });
+            (unsubscribe, tracking)
+        };
         if n <= 1 {
-            let token = self.tokens.token(Purpose::Unsubscribe, incoming.id, 0);
             let id = incoming.id;
-            self.accept_one(incoming, Some(&token)).await?;
+            let (unsubscribe, tracking) = personal(id);
+            self.accept_one(incoming, unsubscribe.as_deref(), tracking)
+                .await?;
             return Ok(vec![id]);
         }
         let recipients = std::mem::take(&mut incoming.envelope.recipients);
@@ -124,10 +157,13 @@ impl Intake {
                 metadata: incoming.metadata.clone(),
                 received_at_ms: incoming.received_at_ms,
                 details: incoming.details.clone(),
-                list_unsubscribe: Some(true),
+                list_unsubscribe: Some(bulk),
+                track_opens: Some(opens),
+                track_clicks: Some(clicks),
             };
-            let token = self.tokens.token(Purpose::Unsubscribe, id, 0);
-            self.accept_one(copy, Some(&token)).await?;
+            let (unsubscribe, tracking) = personal(id);
+            self.accept_one(copy, unsubscribe.as_deref(), tracking)
+                .await?;
             ids.push(id);
         }
         Ok(ids)
@@ -137,6 +173,7 @@ impl Intake {
         &self,
         incoming: Incoming,
         unsubscribe: Option<&str>,
+        tracking: Option<TrackingPlan>,
     ) -> Result<Prepared, IntakeError> {
         let prepared = self
             .policy
@@ -146,6 +183,7 @@ impl Intake {
                 incoming.body,
                 incoming.insert_at,
                 unsubscribe,
+                tracking,
             )
             .await
             .map_err(IntakeError::Refused)?;
@@ -216,6 +254,10 @@ impl Intake {
             subject: prepared.summary.subject.clone(),
             header_message_id,
             tags: incoming.tags,
+            sending_domain: prepared
+                .signed_by
+                .clone()
+                .or_else(|| prepared.summary.from_domain.clone()),
             metadata: incoming.metadata,
             source: incoming.source,
             size,
@@ -257,6 +299,8 @@ impl Intake {
             dkim = prepared.signed_by.as_deref().unwrap_or(""),
             "message received"
         );
+        self.received
+            .increment(incoming.account.id, &incoming.account.name);
         if deliverable {
             self.engine.enqueue(queued, Some(prepared.body.clone()));
         }
@@ -295,6 +339,7 @@ impl EventSink for StoreEvents {
         let mut details = json!({
             "attempt": event.attempt,
             "remote_host": event.remote,
+            "mx": event.mx,
             "reply": reply.map(|r| r.to_string()),
             "reply_code": reply.map(|r| r.code),
             "status": reply.and_then(|r| r.status).map(|s| s.to_string()),

@@ -11,9 +11,12 @@ mod inbound;
 mod intake;
 mod layout;
 mod logging;
+mod metrics;
 mod sending;
 mod serve;
 mod suppress;
+mod tracking;
+mod webhooks;
 
 use clap::Parser;
 use cli::{Cli, Command};

@@ -1,9 +1,11 @@
 //! The sending policy shared by SMTP and the HTTP API, applied once per
 //! message before it is spooled: the `From:` domain must be a sending
 //! domain of the account (unless the account is exempt), a missing
-//! `Message-ID:` or `Date:` is added, and the message is DKIM-signed with
-//! every key of its domain. Nothing is changed after signing.
+//! `Message-ID:` or `Date:` is added, tracked mail gets its pixel and
+//! tracked links, and the message is DKIM-signed with every key of its
+//! domain. Nothing is changed after signing.
 
+use crate::tracking::TrackingPlan;
 use anyhow::Context;
 use bytes::Bytes;
 use carteiro_config::Config;
@@ -239,6 +241,21 @@ impl SendingPolicy {
         self.config.domains.is_bulk_account(account)
     }
 
+    /// Whether the account's HTML mail is open-tracked by default.
+    pub fn tracks_opens(&self, account: &str) -> bool {
+        self.config.tracking.tracks_opens(account)
+    }
+
+    /// Whether the account's HTML mail is click-tracked by default.
+    pub fn tracks_clicks(&self, account: &str) -> bool {
+        self.config.tracking.tracks_clicks(account)
+    }
+
+    /// `http.public_url`, the base of tracking and unsubscribe links.
+    pub fn public_url(&self) -> &str {
+        &self.config.http.public_url
+    }
+
     /// The return-path (VERP) domain of sending domain `domain`.
     pub fn return_path_domain(&self, domain: &str) -> String {
         self.config.domains.return_path_domain(domain)
@@ -246,6 +263,8 @@ impl SendingPolicy {
 
     /// Applies the policy. `insert_at` is where the client's header section
     /// starts (after our own `Received:` field), where missing fields go.
+    /// `unsubscribe` is the one-click token of bulk mail, `tracking` the
+    /// tracking of this message's HTML.
     pub async fn prepare(
         &self,
         account: &AccountRef,
@@ -253,6 +272,7 @@ impl SendingPolicy {
         body: Bytes,
         insert_at: usize,
         unsubscribe: Option<&str>,
+        tracking: Option<TrackingPlan>,
     ) -> Result<Prepared, Refusal> {
         let summary = headers::summarize(&body);
         let exempt = self.config.domains.allows_unowned_from(&account.name);
@@ -271,6 +291,26 @@ impl SendingPolicy {
                 },
             });
         }
+        // Tracking rewrites the HTML before anything is added or signed;
+        // like signing, it is CPU work kept off the async workers.
+        let (body, summary) = match tracking {
+            Some(plan) => {
+                let original = body.clone();
+                match tokio::task::spawn_blocking(move || plan.apply(&original)).await {
+                    Ok(Some(tracked)) => {
+                        let body = Bytes::from(tracked);
+                        let summary = headers::summarize(&body);
+                        (body, summary)
+                    }
+                    Ok(None) => (body, summary),
+                    Err(err) => {
+                        tracing::error!(message_id = %id, error = %err, "tracking failed; the message goes untracked");
+                        (body, summary)
+                    }
+                }
+            }
+            None => (body, summary),
+        };
         let missing = headers::missing_headers(
             &summary,
             &id.to_string(),

@@ -10,6 +10,7 @@ use crate::intake::{Intake, StoreEvents};
 use crate::layout::DataDir;
 use crate::sending::{SendingPolicy, Signers};
 use crate::suppress::Suppressions;
+use crate::tracking::Tracker;
 use anyhow::Context;
 use carteiro_config::Config;
 use carteiro_delivery::Resolver;
@@ -32,6 +33,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let data = DataDir::new(&config);
     data.create()?;
+    // First: the spool and the engine take their series' handles as they
+    // start.
+    let metrics = crate::metrics::install()?;
 
     let store = Store::open(&data.database())
         .await
@@ -78,6 +82,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("cannot load the sending domains")?;
     let refresh_task = signers.spawn_refresh(store.clone(), stop_rx.clone());
     let suppressions_task = suppressions.spawn_refresh(stop_rx.clone());
+    // Webhooks read the event log on their own tasks, off the mail path.
+    let (webhooks, webhooks_task) =
+        crate::webhooks::start(store.clone(), &config.webhooks, stop_rx.clone())
+            .context("cannot start the webhook dispatcher")?;
     let intake = Arc::new(Intake::new(
         SendingPolicy::new(Arc::clone(&config), Arc::clone(&signers), store.clone()),
         Arc::clone(&tokens),
@@ -132,11 +140,41 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         submitter: Arc::new(ApiSubmitter::new(
             Arc::clone(&intake),
             Arc::clone(&inbound),
+            Arc::new(Tracker::new(
+                Arc::clone(&tokens),
+                store.clone(),
+                events.clone(),
+            )),
             config.hostname.clone(),
             config.smtp.max_message_size,
         )),
         config: Arc::clone(&config),
     });
+    let metrics_task = metrics.spawn_upkeep(stop_rx.clone());
+    let render: carteiro_http::RenderMetrics = {
+        let (metrics, ctx) = (Arc::clone(&metrics), Arc::clone(&ctx));
+        Arc::new(move || metrics.render(ctx.limiter.active()))
+    };
+    let metrics_router = carteiro_http::metrics_router(render);
+    let (router, metrics_http_task) = match config.http.metrics_listen {
+        None => (router.merge(metrics_router), None),
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (http.metrics_listen)"))?;
+            tracing::info!(%addr, "metrics listening");
+            let mut stop = stop_rx.clone();
+            let task = tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(err) = carteiro_http::serve(listener, metrics_router, stopped).await {
+                    tracing::error!(error = %err, "metrics http server failed");
+                }
+            });
+            (router, Some(task))
+        }
+    };
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
         let stopped = async move {
@@ -163,6 +201,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     // Requests in flight get the same few seconds as SMTP sessions.
     let _ = tokio::time::timeout(DRAIN_TIME, http_task).await;
+    if let Some(task) = metrics_http_task {
+        let _ = tokio::time::timeout(DRAIN_TIME, task).await;
+    }
+    let _ = metrics_task.await;
     // Sessions in the middle of a message get a moment to finish it.
     let deadline = Instant::now() + DRAIN_TIME;
     while ctx.limiter.active() > 0 && Instant::now() < deadline {
@@ -173,6 +215,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = control_task.await;
     let _ = refresh_task.await;
     let _ = suppressions_task.await;
+    let _ = webhooks_task.await;
+    tracing::info!(
+        backlog = webhooks.backlog(),
+        "webhooks stopped; pending events are sent after the next start"
+    );
     events.flush().await;
     drop(intake);
     events.close().await;

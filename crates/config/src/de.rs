@@ -190,6 +190,23 @@ pub(crate) fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec
     Ok(list.into_iter().map(|n| n.0).collect())
 }
 
+/// Reads an optional listen address where the empty string means "not set".
+pub(crate) fn optional_listen_addr<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    from_str(
+        deserializer,
+        "an address such as \"127.0.0.1:9090\", or \"\"",
+        |text| {
+            if text.trim().is_empty() {
+                Ok(None)
+            } else {
+                parse_listen_addr(text).map(Some)
+            }
+        },
+    )
+}
+
 /// Reads an optional path where the empty string means "not set", so the
 /// example file can show the key with `""`.
 pub(crate) fn optional_path<'de, D: Deserializer<'de>>(

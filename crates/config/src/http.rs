@@ -21,6 +21,12 @@ pub struct HttpConfig {
     /// unsubscribe and form links. Must start with `http://` or `https://`;
     /// a trailing slash is removed. Default `"http://127.0.0.1:8025"`.
     pub public_url: String,
+    /// Where Prometheus `GET /metrics` is served (no API key), as
+    /// `"IP:PORT"`: empty (the default) serves it on `listen`; an address
+    /// serves it there only, e.g. on an interface only the monitoring can
+    /// reach.
+    #[serde(deserialize_with = "de::optional_listen_addr")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for HttpConfig {
@@ -28,6 +34,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
             public_url: "http://127.0.0.1:8025".to_owned(),
+            metrics_listen: None,
         }
     }
 }

@@ -16,8 +16,10 @@ mod http;
 mod keypath;
 mod smtp;
 mod spool;
+mod tracking;
 pub mod units;
 mod validate;
+mod webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -34,6 +36,8 @@ pub use error::{ConfigError, Location};
 pub use http::HttpConfig;
 pub use smtp::SmtpConfig;
 pub use spool::SpoolConfig;
+pub use tracking::TrackingConfig;
+pub use webhooks::WebhooksConfig;
 
 use keypath::KeyIndex;
 
@@ -65,6 +69,10 @@ pub struct Config {
     pub spool: SpoolConfig,
     /// The policy for sending domains.
     pub domains: DomainsConfig,
+    /// Accounts whose mail is open- or click-tracked by default.
+    pub tracking: TrackingConfig,
+    /// Pushing events to webhook endpoints: retries and timeout.
+    pub webhooks: WebhooksConfig,
 }
 
 impl Default for Config {
@@ -78,6 +86,8 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             spool: SpoolConfig::default(),
             domains: DomainsConfig::default(),
+            tracking: TrackingConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }

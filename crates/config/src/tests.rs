@@ -97,6 +97,7 @@ fn empty_file_is_the_default() {
     assert_eq!(defaults.delivery.retry_max, Duration::from_secs(4 * 3600));
     assert_eq!(defaults.delivery.tls, TlsMode::Opportunistic);
     assert_eq!(defaults.http.public_url, "http://127.0.0.1:8025");
+    assert_eq!(defaults.http.metrics_listen, None);
 }
 
 #[test]
@@ -114,6 +115,12 @@ fn every_key_parses_into_its_field() {
     );
     assert_eq!(config.spool.segment_size, 8 * 1024 * 1024);
     assert_eq!(config.data_dir, PathBuf::from("data"));
+    assert_eq!(config.tracking.open_accounts, ["newsletter", "Shop"]);
+    assert_eq!(config.tracking.click_accounts, ["shop"]);
+    assert!(config.tracking.tracks_opens("shop") && config.tracking.tracks_clicks("SHOP"));
+    assert!(
+        config.tracking.tracks_opens("Newsletter") && !config.tracking.tracks_clicks("newsletter")
+    );
     let smtp = &config.smtp;
     assert_eq!(smtp.relay_listen, [addr("0.0.0.0:25"), addr("[::]:25")]);
     assert!(smtp.submissions_listen.is_empty());
@@ -146,6 +153,7 @@ fn every_key_parses_into_its_field() {
     assert!(config.is_local_domain("BOUNCES.example.org"));
     assert_eq!(config.http.listen, addr("[::1]:8080"));
     assert_eq!(config.http.public_url, "https://mail.example.org/carteiro");
+    assert_eq!(config.http.metrics_listen, Some(addr("127.0.0.1:9090")));
     assert_eq!(
         config.dns.nameservers,
         [addr("127.0.0.1:5353"), addr("9.9.9.9:53")]
@@ -228,7 +236,7 @@ fn unknown_keys_are_refused_with_their_dotted_key() {
     let err = refused(
         "[http]\ncolour = 1\n",
         "http.colour",
-        "(expected one of: listen, public_url)",
+        "(expected one of: listen, public_url, metrics_listen)",
     );
     assert!(!err.to_string().contains("did you mean"), "{err}");
     refused(
@@ -271,6 +279,22 @@ fn bad_values_name_their_key() {
         "[domains]\nreturn_path_label = \"a.b\"\n",
         "domains.return_path_label",
         "not a DNS label",
+    );
+    let err = refused(
+        "[tracking]\nopen_accounts = [\"shop\"]\nclick_accounts = [\"shop\", \" \"]\n",
+        "tracking.click_accounts[1]",
+        "not empty",
+    );
+    assert_eq!(line_of(&err), Some(3));
+    refused(
+        "[tracking]\nopen_accounts = \"shop\"\n",
+        "tracking.open_accounts",
+        "expected",
+    );
+    refused(
+        "[tracking]\nopen_acounts = []\n",
+        "tracking.open_acounts",
+        "open_accounts",
     );
     refused(
         "[smtp]\nidle_timeout = \"5 minutes\"\n",
@@ -415,6 +439,20 @@ fn semantic_errors_name_their_key() {
     );
     parse("[smtp]\nrelay_listen = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\n");
 
+    refused(
+        "[http]\nmetrics_listen = \"9090\"\n",
+        "http.metrics_listen",
+        "invalid listen address",
+    );
+    refused(
+        "[http]\nlisten = \"127.0.0.1:9090\"\nmetrics_listen = \"127.0.0.1:9090\"\n",
+        "http.metrics_listen",
+        "already used by http.listen",
+    );
+    assert_eq!(
+        parse("[http]\nmetrics_listen = \"\"\n").http.metrics_listen,
+        None
+    );
     refused(
         "[http]\npublic_url = \"mail.example.com\"\n",
         "http.public_url",

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::units::format_duration;
-use crate::{Config, ConfigError, DeliveryConfig, Source, is_host_name};
+use crate::{Config, ConfigError, DeliveryConfig, Source, WebhooksConfig, is_host_name};
 
 /// Validates `config` in place, normalizing the values that have a stored
 /// form. Stops at the first problem.
@@ -46,10 +46,44 @@ pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), Conf
         ));
     }
     config.domains.return_path_label = label.to_ascii_lowercase();
+    for (name, accounts) in [
+        ("open_accounts", &config.tracking.open_accounts),
+        ("click_accounts", &config.tracking.click_accounts),
+    ] {
+        if let Some(i) = accounts.iter().position(|a| a.trim().is_empty()) {
+            return Err(source.invalid(
+                &format!("tracking.{name}[{i}]"),
+                "must be an account name, not empty",
+            ));
+        }
+    }
     if config.spool.segment_size < 64 * 1024 {
         return Err(source.invalid("spool.segment_size", "must be at least 64KiB"));
     }
-    check_delivery(&mut config.delivery, source)
+    check_delivery(&mut config.delivery, source)?;
+    check_webhooks(&config.webhooks, source)
+}
+
+fn check_webhooks(webhooks: &WebhooksConfig, source: &Source<'_>) -> Result<(), ConfigError> {
+    positive_durations(
+        "webhooks",
+        &[
+            ("retry_initial", webhooks.retry_initial),
+            ("retry_max", webhooks.retry_max),
+            ("timeout", webhooks.timeout),
+        ],
+        source,
+    )?;
+    if webhooks.retry_max < webhooks.retry_initial {
+        return Err(source.invalid(
+            "webhooks.retry_max",
+            format!(
+                "must not be shorter than webhooks.retry_initial ({})",
+                format_duration(webhooks.retry_initial)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_smtp(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigError> {
@@ -112,11 +146,12 @@ fn check_smtp(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigErro
 /// when the second bind is refused. Port 0 (any free port) never clashes.
 fn check_listeners(config: &Config, source: &Source<'_>) -> Result<(), ConfigError> {
     let smtp = &config.smtp;
-    let lists: [(&str, &[SocketAddr]); 4] = [
+    let lists: [(&str, &[SocketAddr]); 5] = [
         ("smtp.relay_listen", &smtp.relay_listen),
         ("smtp.submission_listen", &smtp.submission_listen),
         ("smtp.submissions_listen", &smtp.submissions_listen),
         ("http.listen", std::slice::from_ref(&config.http.listen)),
+        ("http.metrics_listen", config.http.metrics_listen.as_slice()),
     ];
     let mut seen: HashMap<SocketAddr, String> = HashMap::new();
     for (name, addrs) in lists {
@@ -124,7 +159,7 @@ fn check_listeners(config: &Config, source: &Source<'_>) -> Result<(), ConfigErr
             if addr.port() == 0 {
                 continue;
             }
-            let key = if name == "http.listen" {
+            let key = if name.starts_with("http.") {
                 name.to_owned()
             } else {
                 format!("{name}[{i}]")

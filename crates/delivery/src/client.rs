@@ -98,6 +98,30 @@ pub struct SmtpClient {
     /// A transaction was left open (MAIL accepted, not finished): RSET goes
     /// before the next command, pipelined with it when possible.
     pending_rset: bool,
+    /// Counts the connection in [`CONNECTIONS_OUT`] while it lives.
+    _open: OpenConnection,
+}
+
+/// The gauge of open outbound connections (Prometheus, through the
+/// `metrics` facade: a no-op unless the binary installed a recorder).
+pub const CONNECTIONS_OUT: &str = "carteiro_connections_out";
+
+/// One open connection in the [`CONNECTIONS_OUT`] gauge, from the TCP
+/// connect to the drop (QUIT consumes the client).
+struct OpenConnection(metrics::Gauge);
+
+impl OpenConnection {
+    fn new() -> OpenConnection {
+        let gauge = metrics::gauge!(CONNECTIONS_OUT);
+        gauge.increment(1.0);
+        OpenConnection(gauge)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 impl std::fmt::Debug for SmtpClient {
@@ -142,6 +166,7 @@ impl SmtpClient {
             wbuf: Vec::with_capacity(1024),
             usable: true,
             pending_rset: false,
+            _open: OpenConnection::new(),
         };
 
         let greeting = client

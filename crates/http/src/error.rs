@@ -40,6 +40,8 @@ pub(crate) enum ApiError {
     MessageNotFound,
     /// The address is not on the account's suppression list.
     SuppressionNotFound,
+    /// No such webhook endpoint for this account.
+    WebhookNotFound,
     /// No such path.
     NotFound,
     /// The path exists, the method does not.
@@ -83,9 +85,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::MessageNotFound | ApiError::SuppressionNotFound | ApiError::NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::MessageNotFound
+            | ApiError::SuppressionNotFound
+            | ApiError::WebhookNotFound
+            | ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -115,6 +118,7 @@ impl ApiError {
             ),
             ApiError::MessageNotFound => ("message not found", Value::Null),
             ApiError::SuppressionNotFound => ("address not suppressed", Value::Null),
+            ApiError::WebhookNotFound => ("webhook not found", Value::Null),
             ApiError::NotFound => ("not found", Value::Null),
             ApiError::MethodNotAllowed => ("method not allowed", Value::Null),
             ApiError::Unavailable(message) => ("service unavailable", Value::String(message)),

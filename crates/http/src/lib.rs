@@ -1,8 +1,11 @@
 //! Carteiro's JSON HTTP API (axum): `POST /api/v1/messages` to send,
 //! `GET /api/v1/messages[/{id}]` to read message records, `GET /api/v1/events`
 //! to read the event log, `GET/POST/DELETE /api/v1/suppressions[/{address}]`
-//! for the suppression list, `GET/POST /u/{token}` for one-click unsubscribe
-//! (RFC 8058, no key: the signed token is the credential), and `GET /healthz`. Every `/api/v1` request carries
+//! for the suppression list, `GET/POST/DELETE /api/v1/webhooks[/{id}]` for
+//! webhook endpoints, `GET/POST /u/{token}` for one-click unsubscribe
+//! (RFC 8058, no key: the signed token is the credential), `GET /t/o/{token}`
+//! and `GET /t/c/{token}` for open and click tracking (no key either), and
+//! `GET /healthz`. Every `/api/v1` request carries
 //! `Authorization: Bearer <api key>`, and sees only its own account's data
 //! (another account's message answers 404, like a missing one).
 //!
@@ -16,20 +19,27 @@
 //! Layout: `submit` is the contract with the binary, `auth` checks keys,
 //! `error` is the one error shape, `send` (with `send/request.rs`) handles
 //! sending, `read` the message lookups, `events` the event log,
-//! `suppressions` the suppression list, `unsubscribe` the one-click
-//! unsubscribe pages, `params` the query strings, `wire`
+//! `suppressions` the suppression list, `webhooks` the webhook endpoints,
+//! `unsubscribe` the one-click
+//! unsubscribe pages, `tracking` the pixel and tracked links, `stats` the
+//! statistics (`GET /api/v1/stats`), `metrics` the Prometheus `GET /metrics`
+//! (no key; the binary renders it), `params` the query strings, `wire`
 //! the JSON shapes of records, `log` the request log.
 
 mod auth;
 mod error;
 mod events;
 mod log;
+mod metrics;
 mod params;
 mod read;
 mod send;
+mod stats;
 mod submit;
 mod suppressions;
+mod tracking;
 mod unsubscribe;
+mod webhooks;
 mod wire;
 
 #[cfg(test)]
@@ -42,8 +52,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
+pub use metrics::{RenderMetrics, metrics_router};
 pub use submit::{AccountRef, Submission, SubmitError, Submitter};
 pub use suppressions::ApiSuppression;
+pub use webhooks::ApiWebhook;
 pub use wire::{ApiEvent, ApiMessage, ApiRecipient, format_timestamp};
 
 /// Extra room in the request body limit for the JSON around the message: the
@@ -96,6 +108,7 @@ pub fn router<S: Submitter>(state: ApiState<S>) -> Router {
         )
         .route("/api/v1/messages/{id}", get(read::message::<S>))
         .route("/api/v1/events", get(events::events::<S>))
+        .route("/api/v1/stats", get(stats::stats::<S>))
         .route(
             "/api/v1/suppressions",
             get(suppressions::list::<S>)
@@ -106,6 +119,19 @@ pub fn router<S: Submitter>(state: ApiState<S>) -> Router {
             "/api/v1/suppressions/{address}",
             get(suppressions::one::<S>).delete(suppressions::remove::<S>),
         )
+        .route(
+            "/api/v1/webhooks",
+            get(webhooks::list::<S>)
+                .post(webhooks::add::<S>)
+                .delete(webhooks::remove_matching::<S>)
+                .layer(DefaultBodyLimit::max(webhooks::BODY_LIMIT)),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(webhooks::one::<S>).delete(webhooks::remove::<S>),
+        )
+        .route("/t/o/{token}", get(tracking::open::<S>))
+        .route("/t/c/{token}", get(tracking::click::<S>))
         .route(
             "/u/{token}",
             get(unsubscribe::confirm::<S>)

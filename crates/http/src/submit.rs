@@ -100,4 +100,18 @@ pub trait Submitter: Send + Sync + 'static {
     /// Unsubscribes the address the token stands for (an `unsubscribed`
     /// event and a suppression entry) and answers it; `None` as above.
     fn unsubscribe(&self, token: &str) -> impl Future<Output = Option<String>> + Send;
+
+    /// Records an open (the tracking pixel of `token` was fetched, by
+    /// `user_agent`). A token that is forged, altered or names no message
+    /// records nothing; the caller answers the same either way.
+    fn opened(&self, token: &str, user_agent: Option<&str>) -> impl Future<Output = ()> + Send;
+
+    /// The target URL of click-tracking `token`, once the click is recorded;
+    /// `None` for a token that is forged or altered (never a redirect to a
+    /// URL Carteiro did not sign).
+    fn clicked(
+        &self,
+        token: &str,
+        user_agent: Option<&str>,
+    ) -> impl Future<Output = Option<String>> + Send;
 }

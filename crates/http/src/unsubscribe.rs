@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 /// multipart/form-data with its boundaries.
 pub(crate) const BODY_LIMIT: usize = 4096;
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -55,6 +55,12 @@ impl Submitter for Recorder {
     async fn unsubscribe(&self, _token: &str) -> Option<String> {
         None
     }
+
+    async fn opened(&self, _token: &str, _user_agent: Option<&str>) {}
+
+    async fn clicked(&self, _token: &str, _user_agent: Option<&str>) -> Option<String> {
+        None
+    }
 }
 
 impl Recorder {

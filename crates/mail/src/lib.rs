@@ -15,8 +15,10 @@ pub mod dsn;
 pub mod envelope;
 pub mod headers;
 pub mod id;
+pub mod provider;
 pub mod reply;
 pub mod trace;
+pub mod tracking;
 pub mod verp;
 
 pub use address::{domain_of, format_path, split_address};

@@ -23,6 +23,8 @@ mod record;
 mod recover;
 mod writer;
 
+pub use writer::COMMIT_SECONDS;
+
 use bytes::Bytes;
 use carteiro_mail::MessageId;
 use std::collections::{BTreeMap, HashMap};

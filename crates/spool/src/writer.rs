@@ -14,6 +14,10 @@ const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 const MAX_BATCH_OPS: usize = 8192;
 /// Unsynced state changes and removals reach the disk at least this often.
 const LAZY_SYNC: Duration = Duration::from_millis(500);
+/// The Prometheus histogram of commit times (write and fdatasync of one
+/// batch someone waits for), through the `metrics` facade: a no-op unless
+/// the binary installed a recorder before opening the spool.
+pub const COMMIT_SECONDS: &str = "carteiro_spool_commit_seconds";
 
 pub(crate) struct Writer {
     inner: Arc<Inner>,
@@ -32,6 +36,8 @@ pub(crate) struct Writer {
     flagged: std::collections::HashSet<u64>,
     /// Asks the preparer thread for a new spare segment.
     prepare: Option<std::sync::mpsc::Sender<()>>,
+    /// Observes [`COMMIT_SECONDS`].
+    commit_seconds: metrics::Histogram,
 }
 
 /// What one encoded op turns into once the batch is on disk.
@@ -72,6 +78,7 @@ impl Writer {
             last_sync: Instant::now(),
             flagged: std::collections::HashSet::new(),
             prepare: None,
+            commit_seconds: metrics::histogram!(COMMIT_SECONDS),
         };
         writer.delete_dead_segments();
         Ok(writer)
@@ -202,7 +209,12 @@ impl Writer {
             }
         }
 
-        if let Err(err) = self.write_and_sync(needs_sync) {
+        let started = Instant::now();
+        let written = self.write_and_sync(needs_sync);
+        if needs_sync {
+            self.commit_seconds.record(started.elapsed().as_secs_f64());
+        }
+        if let Err(err) = written {
             tracing::error!(error = %err, "spool commit failed");
             // Undo the partial write so no half batch is ever read back.
             let _ = self.file.set_len(base);

@@ -112,6 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             subject: Some("Your weekly summary".to_owned()),
             header_message_id: Some(format!("<{id}@example.com>")),
             tags: Vec::new(),
+            sending_domain: None,
             metadata: serde_json::Value::Null,
             source: MessageSource::Smtp,
             size: 4096,

@@ -15,8 +15,9 @@
 //! Recipient states are applied here: an event for a message of the same batch
 //! changes the recipient row before it is inserted (a message delivered at
 //! once costs no UPDATE); the others become one UPDATE. An older event never
-//! overwrites a newer state. This module does not batch or retry; the writer
-//! does.
+//! overwrites a newer state. The statistics rollups are updated in the same
+//! transaction (`stats/rollup.rs`). This module does not batch or retry; the
+//! writer does.
 
 use std::collections::HashMap;
 
@@ -26,6 +27,7 @@ use sqlx::SqliteConnection;
 use crate::error::StoreError;
 use crate::events::{EVENT_IDS_PER_MS, NewEvent, RECIPIENT_STATES};
 use crate::messages::NewMessage;
+use crate::stats::{self, StatsMemory};
 use crate::store::{Store, now_unix_ms};
 
 /// Sets the state of every recipient of a message, except those a newer
@@ -56,13 +58,17 @@ impl Store {
         events: &[NewEvent],
     ) -> Result<(), StoreError> {
         let mut connection = self.pool.acquire().await?;
-        write_batch(&mut connection, messages, events).await
+        // No memory of earlier batches: the rollups look messages up.
+        let mut memory = StatsMemory::default();
+        write_batch(&mut connection, &mut memory, messages, events).await
     }
 }
 
-/// [`Store::record_batch`] on a given connection (the writer keeps its own).
+/// [`Store::record_batch`] on a given connection (the writer keeps its own,
+/// and its memory of recent messages for the statistics).
 pub(crate) async fn write_batch(
     connection: &mut SqliteConnection,
+    memory: &mut StatsMemory,
     messages: &[NewMessage],
     events: &[NewEvent],
 ) -> Result<(), StoreError> {
@@ -76,6 +82,7 @@ pub(crate) async fn write_batch(
     insert_messages(&mut tx, messages, &staged).await?;
     insert_events(&mut tx, events).await?;
     update_states(&mut tx, &updates).await?;
+    stats::record(&mut tx, memory, messages, events).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -132,14 +139,15 @@ fn stage_states<'a>(
 }
 
 /// Inserts messages from a JSON array of `[account_id, id, sender, subject,
-/// header_message_id, tags, metadata, source, size, received_at_ms]`. A
+/// header_message_id, tags, metadata, source, size, received_at_ms,
+/// sending_domain]`. A
 /// message recorded already (a replay after a crash) keeps its row: one
 /// duplicate must not fail the whole batch. (`WHERE true` keeps SQLite from
 /// reading ON CONFLICT as a join constraint.)
 const INSERT_MESSAGES_SQL: &str = "INSERT INTO messages (account_id, id, sender, subject, \
-     header_message_id, tags, metadata, source, size, received_at_ms) \
+     header_message_id, tags, metadata, source, size, received_at_ms, sending_domain) \
      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value -> 5, \
-     nullif(value -> 6, 'null'), value ->> 7, value ->> 8, value ->> 9 \
+     nullif(value -> 6, 'null'), value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
      FROM jsonb_each($1) WHERE true ON CONFLICT DO NOTHING";
 
 /// Inserts recipients from `[account_id, message_id, idx, address, state,
@@ -222,6 +230,7 @@ async fn insert_messages(
                 m.source.as_str(),
                 i64::try_from(m.size).unwrap_or(i64::MAX),
                 m.received_at_ms,
+                &m.sending_domain,
             )
         })
         .collect();

@@ -31,6 +31,7 @@ use crate::error::StoreError;
 use crate::event_batch::write_batch;
 use crate::events::NewEvent;
 use crate::messages::NewMessage;
+use crate::stats::StatsMemory;
 use crate::store::Store;
 
 /// Most items (messages and events) written in one transaction.
@@ -140,6 +141,7 @@ async fn run(store: Store, mut inbox: Inbox, pauses: &'static [Duration]) {
     let mut connection = Connection {
         store,
         connection: None,
+        stats: StatsMemory::default(),
     };
     let mut commands = Vec::with_capacity(MAX_BATCH);
     let mut messages = Vec::new();
@@ -227,10 +229,12 @@ impl Inbox {
 }
 
 /// The writer's own connection, opened on first use and dropped after a
-/// failure (the next attempt opens a new one).
+/// failure (the next attempt opens a new one), and what the statistics
+/// remember of recent messages.
 struct Connection {
     store: Store,
     connection: Option<SqliteConnection>,
+    stats: StatsMemory,
 }
 
 impl Connection {
@@ -254,7 +258,7 @@ impl Connection {
                 .connection
                 .insert(self.store.dedicated_connection().await?),
         };
-        let result = write_batch(connection, messages, events).await;
+        let result = write_batch(connection, &mut self.stats, messages, events).await;
         if result.is_err() {
             self.connection = None;
         }

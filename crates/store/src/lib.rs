@@ -1,8 +1,9 @@
 //! Carteiro's relational data, kept in one SQLite file in the data directory:
 //! accounts and their SMTP credentials, sending domains with their DKIM keys,
 //! HTTP API keys, the record of every accepted message with its event log,
-//! per-account suppression lists with their audit log, and the installation's
-//! named secrets (later: statistics and a PostgreSQL backend).
+//! per-account suppression lists with their audit log, webhook endpoints with
+//! their delivery cursors, the installation's named secrets, and statistics
+//! rollups kept as events are written (later: a PostgreSQL backend).
 //!
 //! A running server and a CLI process open the same file at the same time, so the
 //! database runs in WAL mode with a busy timeout, and every write is one statement
@@ -20,7 +21,7 @@
 //! PostgreSQL backend needs its own SQL text.
 //!
 //! Layout: one module per table group (`accounts`, `credentials`, `domains`,
-//! `api_keys`, `messages`, `events`, `suppressions`, `secrets`; `event_batch`
+//! `api_keys`, `messages`, `events`, `suppressions`, `secrets`, `webhooks`, `tracking`; `event_batch`
 //! writes a batch and `event_writer` runs the task; `generation` is the change
 //! counter a server polls), with the SQL written once with `$N` placeholders so the same text
 //! can serve PostgreSQL; schema changes live in `migrations/sqlite/NNNN_name.sql`.
@@ -37,8 +38,11 @@ mod generation;
 mod messages;
 mod password;
 mod secrets;
+mod stats;
 mod store;
 mod suppressions;
+mod tracking;
+mod webhooks;
 
 pub use accounts::Account;
 pub use api_keys::ApiKey;
@@ -51,9 +55,14 @@ pub use messages::{
     MAX_MESSAGES_PAGE, MessageFilter, MessageRecord, MessageSource, NewMessage, RecipientRecord,
 };
 pub use password::{MIN_PASSWORD_CHARS, generate_password};
+pub use stats::{DAY_SECONDS, HOUR_SECONDS, StatsCounts, StatsFilter, StatsGroup, StatsRow};
 pub use store::Store;
 pub use suppressions::{
     MAX_SUPPRESSIONS_PAGE, Suppression, SuppressionChange, SuppressionReason, suppression_address,
+};
+pub use tracking::Engagement;
+pub use webhooks::{
+    MAX_WEBHOOK_BATCH, WEBHOOK_FAILING_AFTER, Webhook, WebhookStatus, event_id_floor,
 };
 
 #[cfg(test)]

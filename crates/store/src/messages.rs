@@ -77,6 +77,9 @@ pub struct NewMessage {
     pub header_message_id: Option<String>,
     /// Tags given at submission.
     pub tags: Vec<String>,
+    /// The sending domain statistics count it under: the DKIM domain when
+    /// signed, else the `From:` domain. `None`: the envelope sender's domain.
+    pub sending_domain: Option<String>,
     /// Metadata given at submission: an object, or `Null` for none.
     pub metadata: serde_json::Value,
     /// How it came in.

@@ -35,6 +35,7 @@ pub(crate) fn new_message(
         subject: Some("Hello".to_owned()),
         header_message_id: Some(format!("<{id}@example.com>")),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        sending_domain: None,
         metadata: serde_json::json!({"order": 42}),
         source: crate::MessageSource::Api,
         size: 1234,

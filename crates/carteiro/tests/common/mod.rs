@@ -45,6 +45,7 @@ pub fn bin() -> PathBuf {
 pub struct Setup {
     trusted_networks: Vec<String>,
     smtp: Vec<String>,
+    http: Vec<String>,
     delivery: Vec<String>,
     nameservers: Vec<SocketAddr>,
     routes: Vec<(Vec<String>, SocketAddr)>,
@@ -72,6 +73,12 @@ impl Setup {
     /// A `key = value` line in `[smtp]`.
     pub fn smtp(mut self, line: &str) -> Setup {
         self.smtp.push(line.to_string());
+        self
+    }
+
+    /// A `key = value` line in `[http]` (besides `listen` and `public_url`).
+    pub fn http(mut self, line: &str) -> Setup {
+        self.http.push(line.to_string());
         self
     }
 
@@ -133,6 +140,10 @@ impl Setup {
             "\n[http]\nlisten = \"127.0.0.1:{}\"\npublic_url = \"http://127.0.0.1:{}\"\n",
             ports[3], ports[3]
         ));
+        for line in &self.http {
+            out.push_str(line);
+            out.push('\n');
+        }
         let nameservers: Vec<String> = self.nameservers.iter().map(|a| a.to_string()).collect();
         out.push_str(&format!("\n[dns]\nnameservers = {}\n", list(&nameservers)));
         out.push_str("\n[delivery]\n");

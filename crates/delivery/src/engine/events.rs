@@ -2,7 +2,9 @@
 //! The engine does not know where events go (the binary writes them to the
 //! store's event log); it only says what happened.
 
-use carteiro_mail::{MessageId, Reply};
+use super::destination::DestKey;
+use carteiro_config::Config;
+use carteiro_mail::{MessageId, Reply, domain_of};
 use carteiro_queue::{QueuedMessage, RcptStatus};
 
 /// One change in a recipient's fate.
@@ -18,6 +20,11 @@ pub struct DeliveryEvent {
     pub reply: Option<Reply>,
     /// The host that gave the reply.
     pub remote: Option<String>,
+    /// The MX host of the recipient's domain the last attempt went to (or
+    /// tried to reach): `remote` for MX delivery, `None` through a smarthost
+    /// route or before any host was known. Statistics group recipient
+    /// domains into providers by it.
+    pub mx: Option<String>,
     /// When the next attempt is due (deferred only), ms since the epoch.
     pub next_attempt: Option<u64>,
 }
@@ -48,7 +55,11 @@ impl EventSink for NoEvents {
 }
 
 /// The event for recipient `rcpt` after an attempt was recorded.
-pub(crate) fn after_attempt(message: &QueuedMessage, rcpt: usize) -> Option<DeliveryEvent> {
+pub(crate) fn after_attempt(
+    config: &Config,
+    message: &QueuedMessage,
+    rcpt: usize,
+) -> Option<DeliveryEvent> {
     let state = message.rcpts.get(rcpt)?;
     let kind = match state.status {
         RcptStatus::Pending => DeliveryEventKind::Deferred,
@@ -59,14 +70,20 @@ pub(crate) fn after_attempt(message: &QueuedMessage, rcpt: usize) -> Option<Deli
         // Recorded when the message came in; never attempted.
         RcptStatus::Suppressed => return None,
     };
+    let recipient = message.meta.envelope.recipients.get(rcpt)?.address.clone();
+    let by_mx = matches!(
+        DestKey::for_domain(config, &domain_of(&recipient).to_ascii_lowercase()),
+        DestKey::Mx(_)
+    );
     Some(DeliveryEvent {
         kind,
         message_id: message.id,
         account_id: message.meta.account_id,
-        recipient: message.meta.envelope.recipients.get(rcpt)?.address.clone(),
+        recipient,
         attempt: state.attempts,
         reply: state.last_reply.clone(),
         remote: state.remote.clone(),
+        mx: state.remote.clone().filter(|_| by_mx),
         next_attempt: (kind == DeliveryEventKind::Deferred).then_some(state.next_attempt),
     })
 }

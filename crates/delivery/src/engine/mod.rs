@@ -13,9 +13,11 @@ mod connect;
 mod destination;
 mod events;
 mod listing;
+mod series;
 
 pub use events::{DeliveryEvent, DeliveryEventKind, EventSink, NoEvents};
 pub use listing::{QueueEntry, QueueRecipient};
+pub use series::{CONNECTIONS_OUT, DELIVERY_LATENCY, describe as describe_metrics};
 
 use crate::Resolver;
 use bytes::Bytes;
@@ -25,6 +27,7 @@ use carteiro_mail::verp::{Purpose, TokenKey};
 use carteiro_queue::{AttemptResult, QueuedMessage, Recorded, RetryPolicy, Scheduler};
 use carteiro_spool::Spool;
 use destination::{DestKey, Destination, Job};
+use series::{EngineMetrics, pending_of};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -123,6 +126,7 @@ struct Engine {
     destinations: HashMap<DestKey, Arc<Destination>>,
     bodies: HashMap<MessageId, Bytes>,
     cached_bytes: usize,
+    metrics: EngineMetrics,
 }
 
 /// Starts the engine with the messages recovered from the spool.
@@ -142,12 +146,14 @@ pub fn start(
         max_age: config.delivery.max_age,
     };
     let mut scheduler = Scheduler::new(policy);
+    let mut metrics = EngineMetrics::new();
     let mut finished = Vec::new();
     for message in recovered {
         if message.is_finished() {
             // A crash came between the last attempt and the bounce.
             finished.push(message);
         } else {
+            metrics.queued(&message);
             scheduler.insert(message);
         }
     }
@@ -165,6 +171,7 @@ pub fn start(
         destinations: HashMap::new(),
         bodies: HashMap::new(),
         cached_bytes: 0,
+        metrics,
     };
     for message in finished {
         bounce::finish(&engine.ctx, &handle, message, None);
@@ -177,6 +184,7 @@ impl Engine {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         let done = loop {
             self.dispatch_due(now_millis());
+            self.metrics.update_queue(self.scheduler.len());
             let wait = self
                 .scheduler
                 .next_wakeup()
@@ -243,6 +251,7 @@ impl Engine {
                     self.cached_bytes += body.len();
                     self.bodies.insert(message.id, body);
                 }
+                self.metrics.queued(&message);
                 self.scheduler.insert(message);
             }
             Command::Results(id, results) => self.record(id, results),
@@ -265,6 +274,9 @@ impl Engine {
             }
             Command::Delete(id, reply) => {
                 let removed = self.scheduler.remove(id);
+                if let Some(message) = &removed {
+                    self.metrics.settled(pending_of(message, None));
+                }
                 if let Some(message) = &removed
                     && !message.meta.notification
                 {
@@ -280,6 +292,7 @@ impl Engine {
                             attempt: state.attempts,
                             reply: None,
                             remote: None,
+                            mx: None,
                             next_attempt: None,
                         });
                     }
@@ -307,12 +320,20 @@ impl Engine {
     fn record(&mut self, id: MessageId, results: Vec<AttemptResult>) {
         let now = now_millis();
         let attempted: Vec<usize> = results.iter().map(|r| r.rcpt).collect();
-        let emit = |ctx: &WorkerContext, message: &QueuedMessage| {
+        let pending_before = self
+            .scheduler
+            .get(id)
+            .map_or(0, |m| pending_of(m, Some(&attempted)));
+        let emit = |ctx: &WorkerContext, series: &mut EngineMetrics, message: &QueuedMessage| {
+            let settled = pending_before.saturating_sub(pending_of(message, Some(&attempted)));
+            series.settled(settled);
             if message.meta.notification {
                 return;
             }
+            let (account, received_at) = (&message.meta.account, message.meta.received_at);
             for &rcpt in &attempted {
-                if let Some(event) = events::after_attempt(message, rcpt) {
+                if let Some(event) = events::after_attempt(&ctx.config, message, rcpt) {
+                    series.outcome(account, &event, received_at, now);
                     ctx.events.emit(event);
                 }
             }
@@ -320,7 +341,7 @@ impl Engine {
         match self.scheduler.record(id, results, now) {
             None => {}
             Some(Recorded::Pending(message)) => {
-                emit(&self.ctx, message);
+                emit(&self.ctx, &mut self.metrics, message);
                 let state = message.encode_state();
                 let in_flight = message.rcpts.iter().any(|r| r.in_flight);
                 if let Err(err) = self.ctx.spool.set_state(id, state) {
@@ -332,7 +353,7 @@ impl Engine {
                 }
             }
             Some(Recorded::Finished(message)) => {
-                emit(&self.ctx, &message);
+                emit(&self.ctx, &mut self.metrics, &message);
                 let body = self.bodies.get(&id).cloned();
                 self.forget_body(id);
                 bounce::finish(&self.ctx, &self.handle, message, body);

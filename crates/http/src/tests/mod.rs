@@ -8,8 +8,11 @@ mod read;
 mod search;
 mod send;
 mod serve;
+mod stats;
 mod suppressions;
+mod tracking;
 mod unsubscribe;
+mod webhooks;
 
 use std::sync::{Arc, Mutex};
 
@@ -45,12 +48,20 @@ pub(crate) struct TestSubmitter {
     pub(crate) submissions: Mutex<Vec<Submission>>,
     /// Addresses unsubscribed through [`Submitter::unsubscribe`].
     pub(crate) unsubscribed: Mutex<Vec<String>>,
+    /// Opens and clicks recorded (token, user agent), genuine tokens only.
+    pub(crate) engagements: Mutex<Vec<(String, Option<String>)>>,
     writer: EventWriter,
 }
 
 /// The one unsubscribe token the test submitter knows, and its address.
 pub(crate) const UNSUBSCRIBE_TOKEN: &str = "u-valid-token";
 pub(crate) const UNSUBSCRIBE_ADDRESS: &str = "alice@shop.test";
+
+/// The one open-tracking token and the one click-tracking token the test
+/// submitter knows, and the URL of the latter.
+pub(crate) const OPEN_TOKEN: &str = "valid-open-token";
+pub(crate) const CLICK_TOKEN: &str = "valid-click-token.aHR0cHM6Ly9zaG9wLnRlc3Qv";
+pub(crate) const CLICK_URL: &str = "https://shop.test/landing?a=1&b=2";
 
 impl TestSubmitter {
     pub(crate) fn set_mode(&self, mode: Mode) {
@@ -76,6 +87,26 @@ impl Submitter for TestSubmitter {
         Some(address)
     }
 
+    async fn opened(&self, token: &str, user_agent: Option<&str>) {
+        if token == OPEN_TOKEN {
+            self.engagements
+                .lock()
+                .expect("engagements lock")
+                .push((token.to_owned(), user_agent.map(str::to_owned)));
+        }
+    }
+
+    async fn clicked(&self, token: &str, user_agent: Option<&str>) -> Option<String> {
+        if token != CLICK_TOKEN {
+            return None;
+        }
+        self.engagements
+            .lock()
+            .expect("engagements lock")
+            .push((token.to_owned(), user_agent.map(str::to_owned)));
+        Some(CLICK_URL.to_owned())
+    }
+
     async fn submit(&self, submission: Submission) -> Result<Vec<String>, SubmitError> {
         let mode = self.mode.lock().expect("mode lock").clone();
         match mode {
@@ -93,6 +124,7 @@ impl Submitter for TestSubmitter {
             subject: submission.subject.clone(),
             header_message_id: Some(submission.header_message_id.clone()),
             tags: submission.tags.clone(),
+            sending_domain: None,
             metadata: submission.metadata.clone(),
             source: MessageSource::Api,
             size: submission.message.len() as u64,
@@ -145,6 +177,7 @@ impl Harness {
             mode: Mutex::new(Mode::Accept),
             submissions: Mutex::new(Vec::new()),
             unsubscribed: Mutex::new(Vec::new()),
+            engagements: Mutex::new(Vec::new()),
             writer: writer.clone(),
         });
         let mut config = carteiro_config::Config {

@@ -38,6 +38,7 @@ fn new_message(
         subject: Some(format!("message {n}")),
         header_message_id: None,
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        sending_domain: None,
         metadata: Value::Null,
         source: MessageSource::Smtp,
         size: 100,

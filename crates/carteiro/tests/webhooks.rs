@@ -1,0 +1,487 @@
+//! Webhooks end to end: a real HTTP endpoint on loopback that fails the
+//! first POSTs still receives `delivered` and `bounced` events, each POST
+//! signed with the endpoint's secret; events sent while the endpoint is down
+//! survive a restart of Carteiro and arrive once it is up.
+
+mod common;
+
+use carteiro_testkit::{SinkReply, SmtpSink, free_port};
+use common::http::{api_key, curl, wait_event};
+use common::{Server, Setup};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+/// How long the webhook tests wait for events: a few retries of 1-2 s.
+const WEBHOOK_WAIT: Duration = Duration::from_secs(60);
+
+/// Retry quickly, so failures cost seconds, not minutes.
+const FAST_RETRIES: &str =
+    "[webhooks]\nretry_initial = \"1s\"\nretry_max = \"2s\"\ntimeout = \"5s\"\n";
+
+/// One POST the endpoint got.
+#[derive(Clone, Debug)]
+struct Post {
+    /// Header names lowercased.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// What the endpoint answered.
+    status: u16,
+}
+
+impl Post {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn events(&self) -> Vec<Value> {
+        match serde_json::from_slice(&self.body) {
+            Ok(Value::Array(events)) => events,
+            other => panic!(
+                "a webhook body is a JSON array, got {other:?}: {}",
+                String::from_utf8_lossy(&self.body)
+            ),
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 endpoint: records every request, answers `500` to
+/// the first `failures` and `200` after that, closing each connection.
+struct Endpoint {
+    addr: SocketAddr,
+    posts: Arc<Mutex<Vec<Post>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Endpoint {
+    async fn start(addr: SocketAddr, failures: usize) -> Endpoint {
+        let listener = TcpListener::bind(addr).await.expect("bind the endpoint");
+        let addr = listener.local_addr().expect("address");
+        let posts = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let recorded = Arc::clone(&posts);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let recorded = Arc::clone(&recorded);
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let _ = serve_one(stream, recorded, seen, failures).await;
+                });
+            }
+        });
+        Endpoint { addr, posts, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hooks/carteiro", self.addr)
+    }
+
+    fn posts(&self) -> Vec<Post> {
+        self.posts.lock().expect("posts lock").clone()
+    }
+
+    /// Every event in the POSTs answered `200`.
+    fn delivered_events(&self) -> Vec<Value> {
+        self.posts()
+            .iter()
+            .filter(|p| p.status == 200)
+            .flat_map(Post::events)
+            .collect()
+    }
+
+    /// Polls until `done` holds for the accepted events; panics with them
+    /// and the server log otherwise.
+    async fn wait(&self, server: &Server, what: &str, done: impl Fn(&[Value]) -> bool) {
+        let deadline = Instant::now() + WEBHOOK_WAIT;
+        loop {
+            let events = self.delivered_events();
+            if done(&events) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the endpoint never got {what}; accepted events: {events:#?}\nposts: {}\nlog:\n{}",
+                self.posts().len(),
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads one request (headers, then `Content-Length` bytes of body) and
+/// answers it.
+async fn serve_one(
+    mut stream: tokio::net::TcpStream,
+    recorded: Arc<Mutex<Vec<Post>>>,
+    seen: Arc<AtomicUsize>,
+    failures: usize,
+) -> std::io::Result<()> {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 || data.len() > 1 << 20 {
+            return Ok(());
+        }
+        data.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = data[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        request_line.starts_with("POST /hooks/carteiro "),
+        "{request_line}"
+    );
+    let n = seen.fetch_add(1, Ordering::SeqCst);
+    let status = if n < failures { 500 } else { 200 };
+    recorded.lock().expect("posts lock").push(Post {
+        headers,
+        body,
+        status,
+    });
+    let reason = if status == 200 {
+        "OK"
+    } else {
+        "Internal Server Error"
+    };
+    let answer =
+        format!("HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(answer.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// Checks `X-Carteiro-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`
+/// with `secret`, and the other headers of a webhook POST.
+fn assert_signed(post: &Post, secret: &str) {
+    assert_eq!(post.header("content-type"), Some("application/json"));
+    assert_eq!(post.header("user-agent"), Some("Carteiro-Webhooks"));
+    let signature = post
+        .header("x-carteiro-signature")
+        .expect("an X-Carteiro-Signature header");
+    let (t, v1) = signature
+        .split_once(',')
+        .and_then(|(t, v1)| Some((t.strip_prefix("t=")?, v1.strip_prefix("v1=")?)))
+        .unwrap_or_else(|| panic!("signature not t=…,v1=…: {signature}"));
+    let t: i64 = t.parse().expect("t is unix seconds");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((now - 600..=now + 5).contains(&t), "t={t}, now {now}");
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let mut signed = format!("{t}.").into_bytes();
+    signed.extend_from_slice(&post.body);
+    let expected: String = aws_lc_rs::hmac::sign(&key, &signed)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(v1, expected, "the signature verifies with the secret");
+    // And not with another secret.
+    let other = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"whsec_other");
+    let forged: String = aws_lc_rs::hmac::sign(&other, &signed)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_ne!(v1, forged);
+}
+
+/// A server routing everything to `sink`, retrying webhooks quickly, with
+/// account `shop` owning `shop.test`; returns it and a key.
+async fn shop(sink: &SmtpSink) -> (Server, String) {
+    let server = Setup::new()
+        .route(&["*"], sink.addr())
+        .extra(FAST_RETRIES)
+        .start()
+        .await;
+    server.cli(&["account", "add", "shop"]).await;
+    server.cli(&["domain", "add", "shop", "shop.test"]).await;
+    let key = api_key(&server, "shop").await;
+    (server, key)
+}
+
+/// Creates a webhook; returns its id and secret.
+async fn create_webhook(server: &Server, key: &str, body: Value) -> (i64, String) {
+    let answer = curl(
+        server,
+        "POST",
+        "/api/v1/webhooks",
+        Some(key),
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let id = answer.body["id"].as_i64().expect("an id");
+    let secret = answer.body["secret"].as_str().expect("a secret").to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    (id, secret)
+}
+
+/// Sends one message to `to` through the API; returns its id.
+async fn send(server: &Server, key: &str, to: &str, subject: &str) -> String {
+    let request = json!({
+        "from": "Shop <orders@shop.test>",
+        "to": [to],
+        "subject": subject,
+        "text": "Hello.",
+    });
+    let answer = curl(
+        server,
+        "POST",
+        "/api/v1/messages",
+        Some(key),
+        Some(&request.to_string()),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    answer.body["id"].as_str().expect("id").to_owned()
+}
+
+/// Whether `events` hold one of `kind` for `message`.
+fn has(events: &[Value], kind: &str, message: &str) -> bool {
+    events
+        .iter()
+        .any(|e| e["type"] == kind && e["message_id"] == message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flaky_endpoint_gets_signed_delivered_and_bounced_events() {
+    let sink = SmtpSink::builder()
+        .rcpt_replies(
+            "nobody@sink.test",
+            vec![SinkReply::new(550, "5.1.1 no such user here")],
+        )
+        .start()
+        .await;
+    let (server, key) = shop(&sink).await;
+    let endpoint = Endpoint::start(SocketAddr::from(([127, 0, 0, 1], 0)), 2).await;
+
+    // Refusals name their field.
+    let bad = curl(
+        &server,
+        "POST",
+        "/api/v1/webhooks",
+        Some(&key),
+        Some(&json!({"url": "ftp://127.0.0.1/x"}).to_string()),
+    )
+    .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(bad.body["detail"]["field"], "url");
+    let bad = curl(
+        &server,
+        "POST",
+        "/api/v1/webhooks",
+        Some(&key),
+        Some(&json!({"url": endpoint.url(), "events": ["delivered", "sent"]}).to_string()),
+    )
+    .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(bad.body["detail"]["field"], "events");
+
+    let (id, secret) = create_webhook(
+        &server,
+        &key,
+        json!({"url": endpoint.url(), "events": ["delivered", "bounced"]}),
+    )
+    .await;
+    let delivered = send(&server, &key, "alice@sink.test", "Delivered").await;
+    let bounced = send(&server, &key, "nobody@sink.test", "Bounced").await;
+
+    endpoint
+        .wait(&server, "delivered and bounced", |events| {
+            has(events, "delivered", &delivered) && has(events, "bounced", &bounced)
+        })
+        .await;
+
+    let posts = endpoint.posts();
+    assert!(
+        posts.iter().filter(|p| p.status == 500).count() == 2,
+        "the first two POSTs failed: {posts:?}"
+    );
+    for post in &posts {
+        assert_signed(post, &secret);
+    }
+    let events = endpoint.delivered_events();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["type"] == "delivered" || e["type"] == "bounced"),
+        "only the types asked for: {events:#?}"
+    );
+    // The event shape of INTERFACE.md, as GET /api/v1/events shows it.
+    let event = events
+        .iter()
+        .find(|e| e["type"] == "bounced")
+        .expect("a bounced event");
+    assert_eq!(event["account"], "shop");
+    assert_eq!(event["recipient"], "nobody@sink.test");
+    assert!(
+        event["id"]
+            .as_str()
+            .is_some_and(|id| id.parse::<i64>().is_ok())
+    );
+    assert!(
+        event["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert!(event["details"].is_object(), "{event}");
+    let log = curl(
+        &server,
+        "GET",
+        "/api/v1/events?type=bounced",
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        log.body["events"][0], *event,
+        "the same shape as the event log"
+    );
+
+    // The endpoint shows what happened: failures, then a success.
+    let shown = curl(
+        &server,
+        "GET",
+        &format!("/api/v1/webhooks/{id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.body["status"], "active");
+    assert!(
+        shown.body["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500")),
+        "{}",
+        shown.body
+    );
+    assert!(shown.body["last_success_at"].is_string(), "{}", shown.body);
+    assert!(shown.body.get("secret").is_none(), "{}", shown.body);
+
+    // Another account cannot see or delete it.
+    server.cli(&["account", "add", "other"]).await;
+    let other_key = api_key(&server, "other").await;
+    let path = format!("/api/v1/webhooks/{id}");
+    assert_eq!(
+        curl(&server, "GET", &path, Some(&other_key), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        curl(&server, "DELETE", &path, Some(&other_key), None)
+            .await
+            .status,
+        404
+    );
+    let deleted = curl(&server, "DELETE", &path, Some(&key), None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(
+        curl(&server, "GET", &path, Some(&key), None).await.status,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_wait_for_a_down_endpoint_across_a_restart() {
+    let sink = common::sink().await;
+    let (mut server, key) = shop(&sink).await;
+    // Nothing listens there until after the restart.
+    let endpoint_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let url = format!("http://{endpoint_addr}/hooks/carteiro");
+    let (id, secret) = create_webhook(&server, &key, json!({"url": url})).await;
+
+    let mut messages = Vec::new();
+    for n in 0..3 {
+        let id = send(&server, &key, &format!("r{n}@sink.test"), &format!("m{n}")).await;
+        wait_event(&server, &key, &id, "delivered").await;
+        messages.push(id);
+    }
+    // The endpoint has been tried and found down.
+    let deadline = Instant::now() + WEBHOOK_WAIT;
+    loop {
+        let shown = curl(
+            &server,
+            "GET",
+            &format!("/api/v1/webhooks/{id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+        if shown.body["last_error"].is_string() && shown.body["backlog"].as_u64() >= Some(6) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed attempt shown: {}\n{}",
+            shown.body,
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    server
+        .carteiro
+        .restart()
+        .await
+        .unwrap_or_else(|err| panic!("restart: {err:#}"));
+    let endpoint = Endpoint::start(endpoint_addr, 0).await;
+    endpoint
+        .wait(&server, "every event from before the restart", |events| {
+            messages
+                .iter()
+                .all(|m| has(events, "received", m) && has(events, "delivered", m))
+        })
+        .await;
+    for post in endpoint.posts() {
+        assert_signed(&post, &secret);
+    }
+    let shown = curl(
+        &server,
+        "GET",
+        &format!("/api/v1/webhooks/{id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(shown.body["status"], "active", "{}", shown.body);
+    assert!(shown.body["last_success_at"].is_string(), "{}", shown.body);
+}
