@@ -50,7 +50,7 @@ use tokio::time::Instant;
 const POLL: Duration = Duration::from_secs(1);
 
 /// Most events in one POST.
-pub const BATCH: u32 = 100;
+pub const BATCH: u32 = 500;
 
 /// A failing endpoint loses the events older than this.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(3 * 86_400);
@@ -62,6 +62,15 @@ const STORE_RETRY: Duration = Duration::from_secs(5);
 /// most this often (it is only a shortcut: re-reading those events after a
 /// restart sends nothing).
 const CURSOR_SAVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// While batches are sent back to back, the cursor is stored at most this
+/// often: every store write competes with the event writer for SQLite's one
+/// write lock. A crash resends at most this much (same event ids).
+const CURSOR_SAVE_BUSY: Duration = Duration::from_secs(1);
+
+/// While batches are full, the backlog is counted (a bounded scan) at most
+/// this often; in between the gauge is the last count minus what was sent.
+const BACKLOG_RECOUNT: Duration = Duration::from_secs(5);
 
 /// A backlog is counted no further than this.
 const BACKLOG_CAP: u32 = 100_000;
@@ -204,6 +213,9 @@ struct Endpoint {
     /// events the endpoint does not want).
     saved_cursor: i64,
     saved_at: Instant,
+    /// The last backlog figure and when it was counted.
+    backlog: u64,
+    counted_at: Option<Instant>,
 }
 
 /// What one attempt came to.
@@ -223,6 +235,8 @@ impl Endpoint {
         Endpoint {
             saved_cursor: hook.last_event_id,
             saved_at: Instant::now(),
+            backlog: 0,
+            counted_at: None,
             hook,
             shared,
             newest,
@@ -299,7 +313,13 @@ impl Endpoint {
         // A short batch holds every wanted event up to `newest`.
         let full = events.len() >= BATCH as usize;
         let done_up_to = if full { last.id } else { newest };
-        let backlog = if full {
+        let recount = self
+            .counted_at
+            .is_none_or(|at| at.elapsed() >= BACKLOG_RECOUNT);
+        let backlog = if !full {
+            events.len() as u64
+        } else if recount {
+            self.counted_at = Some(Instant::now());
             store
                 .count_webhook_events(
                     self.hook.account_id,
@@ -310,8 +330,9 @@ impl Endpoint {
                 )
                 .await?
         } else {
-            events.len() as u64
+            self.backlog.max(events.len() as u64)
         };
+        self.backlog = backlog;
         self.shared.dispatcher.set_backlog(self.hook.id, backlog);
 
         let wire: Vec<ApiEvent> = events.iter().map(ApiEvent::from).collect();
@@ -327,10 +348,14 @@ impl Endpoint {
         };
         match self.post(body).await {
             Ok(()) => {
-                let at = now_ms();
-                store
-                    .webhook_delivered(self.hook.id, done_up_to, at)
-                    .await?;
+                // Caught up, recovering, or a second since the last save:
+                // store the cursor; else only the cursor in memory moves.
+                if !full || self.hook.failures > 0 || self.saved_at.elapsed() >= CURSOR_SAVE_BUSY {
+                    store
+                        .webhook_delivered(self.hook.id, done_up_to, now_ms())
+                        .await?;
+                    self.saved(done_up_to);
+                }
                 if self.hook.failures >= WEBHOOK_FAILING_AFTER {
                     tracing::info!(webhook = self.hook.id, url = %self.hook.url,
                         failures = self.hook.failures, "webhooks: endpoint answers again");
@@ -338,10 +363,10 @@ impl Endpoint {
                 self.hook.last_event_id = done_up_to;
                 self.hook.failures = 0;
                 self.hook.failing_since_ms = None;
-                self.saved(done_up_to);
+                self.backlog = backlog.saturating_sub(events.len() as u64);
                 self.shared
                     .dispatcher
-                    .set_backlog(self.hook.id, backlog.saturating_sub(events.len() as u64));
+                    .set_backlog(self.hook.id, self.backlog);
                 Ok(Outcome::Sent)
             }
             Err(error) => {

@@ -382,10 +382,16 @@ fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 
 /// Like `find`, ignoring ASCII case (`needle` is lowercase).
 fn find_ignore_case(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
+    let hay = haystack.get(from..)?;
+    let (&first, rest) = needle.split_first()?;
+    // Candidates by the first byte in either case (memchr: SIMD), then a
+    // comparison of the rest: far cheaper than comparing every window, and
+    // this runs over every tracked account's whole message.
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), hay)
+        .find(|&at| {
+            hay.get(at + 1..at + 1 + rest.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+        })
         .map(|p| from + p)
 }
 
