@@ -79,17 +79,27 @@ impl Handler for CarteiroHandler {
     async fn accept_message(&self, mut message: IncomingMessage) -> Result<(), Reply> {
         // Our own addresses (bounces, complaints, unsubscribes) are processed
         // here and never relayed; the rest goes out as usual.
-        let (local, remote): (Vec<_>, Vec<_>) = std::mem::take(&mut message.envelope.recipients)
-            .into_iter()
-            .partition(|r| matches!(self.inbound.local_recipient(&r.address), Some(Ok(()))));
-        if !local.is_empty() {
+        // Nearly all mail has none: the envelope is only taken apart when
+        // it does.
+        let is_local =
+            |address: &str| matches!(self.inbound.local_recipient(address), Some(Ok(())));
+        if message
+            .envelope
+            .recipients
+            .iter()
+            .any(|r| is_local(&r.address))
+        {
+            let (local, remote): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut message.envelope.recipients)
+                    .into_iter()
+                    .partition(|r| is_local(&r.address));
             let addresses: Vec<String> = local.into_iter().map(|r| r.address).collect();
             self.inbound.process(&addresses, &message.body).await;
+            if remote.is_empty() {
+                return Ok(());
+            }
+            message.envelope.recipients = remote;
         }
-        if remote.is_empty() {
-            return Ok(());
-        }
-        message.envelope.recipients = remote;
         let received_at_ms = message
             .received_at
             .duration_since(UNIX_EPOCH)

@@ -57,15 +57,21 @@ impl Inbound {
 
     /// Whether `domain` is one of ours: the host name, `smtp.local_domains`,
     /// or the return-path domain of a sending domain.
+    /// Asked for every recipient of every message (at RCPT and again at
+    /// the end of data), so it allocates only for a domain that starts
+    /// with the return-path label.
     fn is_our_domain(&self, domain: &str) -> bool {
-        let domain = domain.to_ascii_lowercase();
-        if self.config.is_local_domain(&domain) {
+        if self.config.is_local_domain(domain) {
             return true;
         }
-        let label = format!("{}.", self.config.domains.return_path_label);
-        domain
-            .strip_prefix(&label)
-            .is_some_and(|sending| self.signers.contains(sending))
+        let label = self.config.domains.return_path_label.as_bytes();
+        let bytes = domain.as_bytes();
+        bytes.len() > label.len() + 1
+            && bytes[..label.len()].eq_ignore_ascii_case(label)
+            && bytes[label.len()] == b'.'
+            && self
+                .signers
+                .contains(&domain[label.len() + 1..].to_ascii_lowercase())
     }
 
     fn classify(&self, address: &str) -> Option<Result<Local, ()>> {
@@ -73,14 +79,13 @@ impl Inbound {
         if !self.is_our_domain(domain) {
             return None;
         }
-        let local = local.to_ascii_lowercase();
         if let Some((id, rcpt)) = self.tokens.decode_address(Purpose::Bounce, address) {
             return Some(Ok(Local::Bounce(id, rcpt)));
         }
         if let Some((id, rcpt)) = self.tokens.decode_address(Purpose::Unsubscribe, address) {
             return Some(Ok(Local::Unsubscribe(id, rcpt)));
         }
-        if local == COMPLAINTS_LOCAL_PART {
+        if local.eq_ignore_ascii_case(COMPLAINTS_LOCAL_PART) {
             return Some(Ok(Local::Complaints));
         }
         Some(Err(()))

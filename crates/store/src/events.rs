@@ -227,6 +227,15 @@ pub(crate) async fn account_name(
     )
 }
 
+/// The smallest id an event with a timestamp at or after `since_ms` can
+/// have: an event is committed after (or, by the slack, a little before)
+/// its timestamp, and its id is at least 1024 times its commit time.
+fn first_id_at(since_ms: i64) -> i64 {
+    since_ms
+        .saturating_sub(TIMESTAMP_SLACK_MS)
+        .saturating_mul(EVENT_IDS_PER_MS)
+}
+
 impl Store {
     /// An account's events, oldest first (by id): those after `after_id` (the
     /// last id of the previous page), at or after `since_ms` and of one of
@@ -243,14 +252,7 @@ impl Store {
         let Some(account) = account_name(self, account_id).await? else {
             return Ok(Vec::new());
         };
-        // An event is committed after (or, by the slack, a little before) its
-        // timestamp, and its id is at least 1024 times its commit time: so no
-        // event at or after `since` has an id below this bound.
-        let since_id = since_ms.map_or(i64::MIN, |since| {
-            since
-                .saturating_sub(TIMESTAMP_SLACK_MS)
-                .saturating_mul(EVENT_IDS_PER_MS)
-        });
+        let since_id = since_ms.map_or(i64::MIN, first_id_at);
         let min_id = after_id
             .map_or(i64::MIN, |id| id.saturating_add(1))
             .max(since_id);
@@ -293,9 +295,7 @@ impl Store {
         if kinds.is_empty() {
             return Ok(Vec::new());
         }
-        let since_id = since_ms
-            .saturating_sub(TIMESTAMP_SLACK_MS)
-            .saturating_mul(EVENT_IDS_PER_MS);
+        let since_id = first_id_at(since_ms);
         let placeholders: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 4)).collect();
         let sql = format!(
             "SELECT kind, COUNT(*) AS n FROM events \
