@@ -10,7 +10,7 @@ mod common;
 use carteiro_testkit::DnsFixture;
 use common::client::Client;
 use common::dkim::{dkimpy_verify, records};
-use common::http::{Answer, api_key, curl, wait_event};
+use common::http::{Answer, curl, send_message, sending_account, wait_event};
 use common::{HOSTNAME, Server, Setup, WAIT, run};
 use serde_json::{Value, json};
 
@@ -24,23 +24,8 @@ async fn shop(sink: &carteiro_testkit::SmtpSink) -> (Server, String, DnsFixture)
         .route(&["*"], sink.addr())
         .start()
         .await;
-    server.cli(&["account", "add", "shop"]).await;
-    server.cli(&["domain", "add", "shop", "shop.test"]).await;
-    let key = api_key(&server, "shop").await;
+    let key = sending_account(&server, "shop", "shop.test").await;
     (server, key, dns)
-}
-
-async fn send(server: &Server, key: &str, request: Value) -> Answer {
-    let answer = curl(
-        server,
-        "POST",
-        "/api/v1/messages",
-        Some(key),
-        Some(&request.to_string()),
-    )
-    .await;
-    assert_eq!(answer.status, 202, "{}", answer.body);
-    answer
 }
 
 /// The message part of a recipient id (`<message id>-<index>`).
@@ -179,7 +164,7 @@ async fn bounces_and_complaints_suppress_and_later_sends_are_suppressed() {
     let sink = common::sink().await;
     let (server, key, _dns) = shop(&sink).await;
 
-    let answer = send(
+    let answer = send_message(
         &server,
         &key,
         json!({
@@ -297,7 +282,7 @@ async fn bounces_and_complaints_suppress_and_later_sends_are_suppressed() {
     assert_eq!(sink.messages().len(), 2, "{:?}", sink.messages());
 
     // A later send to both: `suppressed`, and no delivery attempt.
-    let answer = send(
+    let answer = send_message(
         &server,
         &key,
         json!({
@@ -324,7 +309,7 @@ async fn bounces_and_complaints_suppress_and_later_sends_are_suppressed() {
     assert!(server.queue().await.is_empty(), "nothing queued");
     // A third message that is delivered proves the pipeline ran past the
     // suppressed one (delivery is in order of acceptance on one route).
-    send(
+    send_message(
         &server,
         &key,
         json!({"from": "orders@shop.test", "to": "carol@dest.test", "subject": "x", "text": "y"}),
@@ -361,7 +346,7 @@ async fn relay_listener_still_refuses_strangers() {
 async fn bulk_mail_has_a_signed_one_click_unsubscribe() {
     let sink = common::sink().await;
     let (server, key, _dns) = shop(&sink).await;
-    let answer = send(
+    let answer = send_message(
         &server,
         &key,
         json!({

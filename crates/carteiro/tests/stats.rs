@@ -8,7 +8,7 @@
 mod common;
 
 use carteiro_testkit::{DnsFixture, SinkReply, SmtpSink, free_port};
-use common::http::{api_key, curl, wait_event};
+use common::http::{api_key, curl, send_message, sending_account, wait_event};
 use common::{Server, Setup, run};
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -46,22 +46,12 @@ async fn shop(sink: &SmtpSink, dns: &DnsFixture, setup: Setup) -> (Server, Strin
         .delivery(&format!("smtp_port = {}", sink.addr().port()))
         .start()
         .await;
-    server.cli(&["account", "add", "shop"]).await;
-    server.cli(&["domain", "add", "shop", "shop.test"]).await;
-    let key = api_key(&server, "shop").await;
+    let key = sending_account(&server, "shop", "shop.test").await;
     (server, key)
 }
 
 async fn send(server: &Server, key: &str, request: Value) -> String {
-    let answer = curl(
-        server,
-        "POST",
-        "/api/v1/messages",
-        Some(key),
-        Some(&request.to_string()),
-    )
-    .await;
-    assert_eq!(answer.status, 202, "{}", answer.body);
+    let answer = send_message(server, key, request).await;
     answer.body["id"].as_str().expect("an id").to_string()
 }
 

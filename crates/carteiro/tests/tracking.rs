@@ -9,7 +9,7 @@
 mod common;
 
 use common::dkim::{dkimpy_verify, records};
-use common::http::{Answer, api_key, curl};
+use common::http::{Answer, curl, send_message, sending_account};
 use common::{Server, Setup, WAIT, python_json, run};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,23 +27,8 @@ async fn shop(sink: &carteiro_testkit::SmtpSink, extra: &str) -> (Server, String
         .extra(extra)
         .start()
         .await;
-    server.cli(&["account", "add", "shop"]).await;
-    server.cli(&["domain", "add", "shop", "shop.test"]).await;
-    let key = api_key(&server, "shop").await;
+    let key = sending_account(&server, "shop", "shop.test").await;
     (server, key)
-}
-
-async fn send(server: &Server, key: &str, request: Value) -> Answer {
-    let answer = curl(
-        server,
-        "POST",
-        "/api/v1/messages",
-        Some(key),
-        Some(&request.to_string()),
-    )
-    .await;
-    assert_eq!(answer.status, 202, "{}", answer.body);
-    answer
 }
 
 /// The message ids of the recipients of an API answer, in order.
@@ -190,7 +175,7 @@ async fn html_mail_gets_a_pixel_and_tracked_links_that_record_and_redirect() {
     let mut request = html_request(&["alice@dest.test", "bob@dest.test"], "Olá!");
     request["track_opens"] = json!(true);
     request["track_clicks"] = json!(true);
-    let answer = send(&server, &key, request).await;
+    let answer = send_message(&server, &key, request).await;
     // Tracked mail is one message per recipient: each pixel names its own.
     let ids = message_ids(&answer);
     assert_eq!(ids.len(), 2);
@@ -350,7 +335,7 @@ async fn account_defaults_apply_and_a_message_can_refuse_them() {
     let base = format!("http://{}", server.http);
 
     // By default: tracked, one message per recipient.
-    let answer = send(
+    let answer = send_message(
         &server,
         &key,
         html_request(&["carol@dest.test", "dave@dest.test"], "Thank you!"),
@@ -363,17 +348,17 @@ async fn account_defaults_apply_and_a_message_can_refuse_them() {
     let mut request = html_request(&["erin@dest.test", "frank@dest.test"], "Thank you!");
     request["track_opens"] = json!(false);
     request["track_clicks"] = json!(false);
-    let answer = send(&server, &key, request).await;
+    let answer = send_message(&server, &key, request).await;
     let ids = message_ids(&answer);
     assert_eq!(ids[0], ids[1], "{}", answer.body);
 
     // Opens only.
     let mut request = html_request(&["gina@dest.test"], "Thank you!");
     request["track_clicks"] = json!(false);
-    send(&server, &key, request).await;
+    send_message(&server, &key, request).await;
 
     // Text-only mail has nothing to track and is not split.
-    let answer = send(
+    let answer = send_message(
         &server,
         &key,
         json!({

@@ -6,7 +6,7 @@
 mod common;
 
 use carteiro_testkit::{SinkReply, SmtpSink, free_port};
-use common::http::{api_key, curl, wait_event};
+use common::http::{api_key, curl, send_message, sending_account, wait_event};
 use common::{Server, Setup};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -230,9 +230,7 @@ async fn shop(sink: &SmtpSink) -> (Server, String) {
         .extra(FAST_RETRIES)
         .start()
         .await;
-    server.cli(&["account", "add", "shop"]).await;
-    server.cli(&["domain", "add", "shop", "shop.test"]).await;
-    let key = api_key(&server, "shop").await;
+    let key = sending_account(&server, "shop", "shop.test").await;
     (server, key)
 }
 
@@ -261,15 +259,7 @@ async fn send(server: &Server, key: &str, to: &str, subject: &str) -> String {
         "subject": subject,
         "text": "Hello.",
     });
-    let answer = curl(
-        server,
-        "POST",
-        "/api/v1/messages",
-        Some(key),
-        Some(&request.to_string()),
-    )
-    .await;
-    assert_eq!(answer.status, 202, "{}", answer.body);
+    let answer = send_message(server, key, request).await;
     answer.body["id"].as_str().expect("id").to_owned()
 }
 

@@ -80,3 +80,25 @@ pub async fn wait_event(server: &Server, key: &str, id: &str, kind: &str) -> Val
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Creates `account`, makes `domain` its sending domain (DKIM keys) and
+/// gives it an API key; returns the key.
+pub async fn sending_account(server: &Server, account: &str, domain: &str) -> String {
+    server.cli(&["account", "add", account]).await;
+    server.cli(&["domain", "add", account, domain]).await;
+    api_key(server, account).await
+}
+
+/// `POST /api/v1/messages` with `request`; asserts the `202`.
+pub async fn send_message(server: &Server, key: &str, request: Value) -> Answer {
+    let answer = curl(
+        server,
+        "POST",
+        "/api/v1/messages",
+        Some(key),
+        Some(&request.to_string()),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    answer
+}
