@@ -23,8 +23,22 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// A header a client can set over SMTP to ask for bulk-mail handling
-/// (one-click unsubscribe) of one message.
+/// (one-click unsubscribe) of one message, or to refuse the account's
+/// default: `yes`/`true`/`1` or `no`/`false`/`0`.
 pub const BULK_HEADER: &[u8] = b"x-carteiro-list-unsubscribe";
+
+/// What [`BULK_HEADER`] asks for; `None` when absent or not understood.
+fn bulk_header(message: &[u8]) -> Option<bool> {
+    let value = headers::field_value(message, BULK_HEADER)?;
+    let is = |words: &[&[u8]]| words.iter().any(|w| value.eq_ignore_ascii_case(w));
+    if is(&[b"yes", b"true", b"1", b"on"]) {
+        Some(true)
+    } else if is(&[b"no", b"false", b"0", b"off"]) {
+        Some(false)
+    } else {
+        None
+    }
+}
 
 /// A message on its way in.
 pub struct Incoming {
@@ -99,10 +113,10 @@ impl Intake {
     /// tracked link names its recipient, and the DKIM signature must cover
     /// it).
     pub async fn accept(&self, mut incoming: Incoming) -> Result<Vec<MessageId>, IntakeError> {
-        let bulk = incoming.list_unsubscribe.unwrap_or_else(|| {
-            self.policy.is_bulk_account(&incoming.account.name)
-                || headers::has_field(&incoming.body, BULK_HEADER)
-        });
+        let bulk = incoming
+            .list_unsubscribe
+            .or_else(|| bulk_header(&incoming.body))
+            .unwrap_or_else(|| self.policy.is_bulk_account(&incoming.account.name));
         let account = &incoming.account.name;
         let opens = incoming
             .track_opens
@@ -387,5 +401,24 @@ impl EventSink for StoreEvents {
             timestamp_ms: carteiro_delivery::engine::now_millis() as i64,
             details,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bulk_header;
+
+    #[test]
+    fn the_bulk_header_says_yes_or_no() {
+        let with = |value: &str| format!("X-Carteiro-List-Unsubscribe: {value}\r\n\r\nbody\r\n");
+        assert_eq!(bulk_header(with("yes").as_bytes()), Some(true));
+        assert_eq!(bulk_header(with(" TRUE ").as_bytes()), Some(true));
+        assert_eq!(bulk_header(with("no").as_bytes()), Some(false));
+        assert_eq!(bulk_header(with("0").as_bytes()), Some(false));
+        assert_eq!(bulk_header(with("maybe").as_bytes()), None);
+        assert_eq!(
+            bulk_header(b"Subject: x\r\n\r\nX-Carteiro-List-Unsubscribe: yes\r\n"),
+            None
+        );
     }
 }

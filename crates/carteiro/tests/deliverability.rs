@@ -531,3 +531,46 @@ async fn bounce_parse_prints_the_class() {
         .await;
     assert!(text.contains("class: unknown_user"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smtp_header_asks_for_bulk_handling() {
+    let sink = common::sink().await;
+    let (server, _key, _dns) = shop(&sink).await;
+    server
+        .cli(&[
+            "credential",
+            "add",
+            "shop",
+            "shop-app",
+            "--password",
+            "correct horse",
+        ])
+        .await;
+    let submission = server.submission.to_string();
+    for (value, to) in [("yes", "erin@dest.test"), ("no", "fred@dest.test")] {
+        let header = format!("X-Carteiro-List-Unsubscribe: {value}");
+        let out = common::swaks(&[
+            "--server",
+            &submission,
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "shop-app",
+            "--auth-password",
+            "correct horse",
+            "--from",
+            "news@shop.test",
+            "--to",
+            to,
+            "--header",
+            &header,
+        ])
+        .await;
+        assert!(out.ok, "{}", out.transcript);
+    }
+    let delivered = common::wait_rcpts(&sink, 2).await;
+    let to = |address: &str| delivered.iter().find(|m| m.rcpt_to == [address]).unwrap();
+    assert!(to("erin@dest.test").header("List-Unsubscribe").is_some());
+    assert!(to("fred@dest.test").header("List-Unsubscribe").is_none());
+}

@@ -271,23 +271,31 @@ pub fn missing_headers(
 /// Whether the header section of `message` has a field named `name`
 /// (lowercase, without the colon).
 pub fn has_field(message: &[u8], name: &[u8]) -> bool {
-    let end = summarize(message).header_end;
+    field_value(message, name).is_some()
+}
+
+/// The value of the first field named `name` (lowercase, without the colon)
+/// in the header section of `message`: its first line, white space trimmed
+/// (enough for the one-word fields Carteiro reads). Stops at the blank line
+/// without a full [`summarize`]: it runs once per message beside it.
+pub fn field_value<'m>(message: &'m [u8], name: &[u8]) -> Option<&'m [u8]> {
     let mut pos = 0;
-    while pos < end {
-        let line_end = memchr(b'\n', &message[pos..end]).map_or(end, |at| pos + at + 1);
+    while pos < message.len() {
+        let line_end = memchr(b'\n', &message[pos..]).map_or(message.len(), |at| pos + at + 1);
         let line = &message[pos..line_end];
-        if line.len() > name.len()
-            && line[..name.len()].eq_ignore_ascii_case(name)
-            && line[name.len()..]
-                .iter()
-                .find(|&&b| b != b' ' && b != b'\t')
-                == Some(&b':')
-        {
-            return true;
+        if line == b"\r\n" || line == b"\n" {
+            return None;
+        }
+        if line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name) {
+            let rest = &line[name.len()..];
+            let colon = rest.iter().position(|&b| b != b' ' && b != b'\t');
+            if let Some(colon) = colon.filter(|&at| rest[at] == b':') {
+                return Some(rest[colon + 1..].trim_ascii());
+            }
         }
         pos = line_end;
     }
-    false
+    None
 }
 
 /// Inserts `fields` (complete header lines, each ending in CRLF) at byte

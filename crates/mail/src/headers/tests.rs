@@ -419,3 +419,12 @@ fn has_field_looks_only_at_the_header_section() {
     assert!(!has_field(message, b"list-id"));
     assert!(!has_field(message, b"list"));
 }
+
+#[test]
+fn field_value_is_the_trimmed_first_line() {
+    let message = b"Subject: hi\r\nX-Bulk:  Yes \r\n\tmore\r\n\r\nX-Bulk: no\r\n";
+    assert_eq!(field_value(message, b"x-bulk"), Some(&b"Yes"[..]));
+    assert_eq!(field_value(message, b"subject"), Some(&b"hi"[..]));
+    assert_eq!(field_value(message, b"x-other"), None);
+    assert_eq!(field_value(b"X-Bulk:\r\n\r\n", b"x-bulk"), Some(&b""[..]));
+}
