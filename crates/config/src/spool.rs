@@ -16,7 +16,8 @@ pub struct SpoolConfig {
     /// the disk itself. Default `0`.
     #[serde(deserialize_with = "de::size")]
     pub max_size: u64,
-    /// Size of one spool segment file. Default `"64MiB"`; at least `"64KiB"`.
+    /// Size of one spool segment file. Default `"64MiB"`; at least `"64KiB"`,
+    /// at most `"1GiB"`.
     #[serde(deserialize_with = "de::size")]
     pub segment_size: u64,
 }

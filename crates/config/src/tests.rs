@@ -274,6 +274,11 @@ fn bad_values_name_their_key() {
         "spool.segment_size",
         "at least 64KiB",
     );
+    refused(
+        "[spool]\nsegment_size = \"5GiB\"\n",
+        "spool.segment_size",
+        "at most 1GiB",
+    );
     refused("[spool]\nmax_sise = 5\n", "spool.max_sise", "max_size");
     refused(
         "[domains]\nreturn_path_label = \"a.b\"\n",

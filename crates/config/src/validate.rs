@@ -60,6 +60,11 @@ pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), Conf
     if config.spool.segment_size < 64 * 1024 {
         return Err(source.invalid("spool.segment_size", "must be at least 64KiB"));
     }
+    // Offsets within a segment are 32-bit in the spool's index; a segment
+    // is closed past this size, and one batch may still be written into it.
+    if config.spool.segment_size > 1024 * 1024 * 1024 {
+        return Err(source.invalid("spool.segment_size", "must be at most 1GiB"));
+    }
     check_delivery(&mut config.delivery, source)?;
     check_webhooks(&config.webhooks, source)
 }

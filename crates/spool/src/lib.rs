@@ -16,11 +16,17 @@
 //! done in place (and that mark synced before any segment is deleted), so
 //! deleting the segment that holds its `done` record never revives it.
 //!
+//! Opening reads the segments twice: once to find the live messages, once
+//! to hand each one's metadata and state to the caller, who decodes it and
+//! drops the bytes. The index of live messages keeps 32-bit offsets (a
+//! segment never grows past 4 GiB) and no message data.
+//!
 //! What this crate does not know: what a message's metadata or state mean
 //! (they are opaque bytes), queues, SMTP.
 
 mod record;
 mod recover;
+mod scan;
 mod writer;
 
 pub use writer::COMMIT_SECONDS;
@@ -29,6 +35,7 @@ use bytes::Bytes;
 use carteiro_mail::MessageId;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::num::NonZeroU32;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -40,6 +47,8 @@ use tokio::sync::oneshot;
 #[derive(Clone, Debug)]
 pub struct SpoolOptions {
     /// A segment file is closed and a new one started past this size.
+    /// Offsets within a segment are 32-bit: whatever this says, a segment
+    /// never grows past 4 GiB (configurations allow at most 1 GiB).
     pub segment_size: u64,
     /// New messages are refused (as if the disk were full) once the live
     /// messages together would take more than this many bytes.
@@ -67,6 +76,10 @@ pub enum SpoolError {
     Locked(PathBuf),
     #[error("message {0} is not in the spool")]
     NotFound(MessageId),
+    /// A message (with its metadata and state) of this many bytes cannot be
+    /// stored: no record may be larger than a segment can be (4 GiB).
+    #[error("a spool record of {0} bytes is too large")]
+    TooLarge(u64),
     #[error("spool is closed")]
     Closed,
 }
@@ -105,16 +118,83 @@ pub struct SpoolStats {
 /// Live-data estimate for a record's header, metadata and state.
 const RECORD_OVERHEAD: u64 = 256;
 
-/// Where a live message's data is.
+/// A segment never grows past this, so every offset within one fits a `u32`
+/// (the index's [`Entry`] keeps them so).
+const MAX_SEGMENT_LEN: u64 = u32::MAX as u64;
+
+/// Live segments always lie within this many numbers of the newest one, so
+/// that the low 32 bits of a number name exactly one of them (see
+/// [`SegmentRef`]).
+const SEGMENT_WINDOW: u64 = 1 << 32;
+
+/// A message id as the index keeps it. Two words rather than a `u128`, whose
+/// 16-byte alignment would pad every bucket of the index to 72 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key(u64, u64);
+
+impl From<u128> for Key {
+    fn from(id: u128) -> Key {
+        Key((id >> 64) as u64, id as u64)
+    }
+}
+
+impl From<Key> for u128 {
+    fn from(key: Key) -> u128 {
+        (u128::from(key.0) << 64) | u128::from(key.1)
+    }
+}
+
+/// A segment number as the index keeps it: its low 32 bits. Segment numbers
+/// are 64-bit (on disk and in file names) and only ever grow, but the live
+/// ones always lie within [`SEGMENT_WINDOW`] of the newest: the writer
+/// compacts a segment long before it falls that far behind, and refuses to
+/// start a segment that would break the rule. The full number is then the
+/// one within the window below the newest ([`SegmentRef::number`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SegmentRef(u32);
+
+impl SegmentRef {
+    fn of(number: u64) -> SegmentRef {
+        SegmentRef(number as u32)
+    }
+
+    /// The full number, given the newest segment's.
+    fn number(self, newest: u64) -> u64 {
+        newest.wrapping_sub(u64::from((newest as u32).wrapping_sub(self.0)))
+    }
+}
+
+/// Where a message's newest state record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StatePos {
+    segment: SegmentRef,
+    /// Never 0: the segment header is there. Lets `Option<StatePos>` take
+    /// no more room than a `StatePos`.
+    offset: NonZeroU32,
+}
+
+/// Where a live message's data is. 24 bytes, aligned to 4, so that a bucket
+/// of the index (with its [`Key`]) is 40 bytes: a million messages take
+/// 2^21 buckets, 86 MB with the table's control bytes (72-byte buckets took
+/// 153 MB).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    segment: u64,
-    record_offset: u64,
-    body_offset: u64,
+    /// The segment of the message record.
+    segment: SegmentRef,
+    record_offset: u32,
+    /// Offset of the body from the start of the record (the header, id,
+    /// metadata and state come first).
+    body_start: u32,
     body_len: u32,
-    /// Segment and offset of the newest state record, when it is not the
-    /// state inside the message record.
-    state: Option<(u64, u64)>,
+    /// The newest state record, when it is not the state inside the message
+    /// record.
+    state: Option<StatePos>,
+}
+
+impl Entry {
+    fn body_offset(&self) -> u64 {
+        u64::from(self.record_offset) + u64::from(self.body_start)
+    }
 }
 
 struct Segment {
@@ -128,31 +208,47 @@ struct Segment {
 
 #[derive(Default)]
 struct Shared {
-    index: HashMap<u128, Entry>,
+    index: HashMap<Key, Entry>,
     segments: BTreeMap<u64, Segment>,
     commits: u64,
     synced_messages: u64,
 }
 
 impl Shared {
-    fn add_ref(&mut self, segment: u64, bytes: u64) {
-        if let Some(seg) = self.segments.get_mut(&segment) {
+    /// The number of the newest segment (0 when there is none yet).
+    fn newest_segment(&self) -> u64 {
+        self.segments.last_key_value().map_or(0, |(&n, _)| n)
+    }
+
+    /// The full number of a segment the index points into.
+    fn segment_number(&self, segment: SegmentRef) -> u64 {
+        segment.number(self.newest_segment())
+    }
+
+    fn segment(&self, segment: SegmentRef) -> Option<&Segment> {
+        self.segments.get(&self.segment_number(segment))
+    }
+
+    fn add_ref(&mut self, segment: SegmentRef, bytes: u64) {
+        let number = self.segment_number(segment);
+        if let Some(seg) = self.segments.get_mut(&number) {
             seg.refs += 1;
             seg.live += bytes;
         }
     }
 
-    fn drop_ref(&mut self, segment: u64, bytes: u64) {
-        if let Some(seg) = self.segments.get_mut(&segment) {
+    fn drop_ref(&mut self, segment: SegmentRef, bytes: u64) {
+        let number = self.segment_number(segment);
+        if let Some(seg) = self.segments.get_mut(&number) {
             seg.refs = seg.refs.saturating_sub(1);
             seg.live = seg.live.saturating_sub(bytes);
         }
     }
 
-    fn insert_entry(&mut self, id: u128, entry: Entry) {
+    fn insert_entry(&mut self, id: Key, entry: Entry) {
         self.add_ref(entry.segment, entry.body_len as u64 + RECORD_OVERHEAD);
-        if let Some((seg, _)) = entry.state {
-            self.add_ref(seg, RECORD_OVERHEAD);
+        if let Some(state) = entry.state {
+            self.add_ref(state.segment, RECORD_OVERHEAD);
         }
         if let Some(old) = self.index.insert(id, entry) {
             self.release_entry(&old);
@@ -161,8 +257,8 @@ impl Shared {
 
     fn release_entry(&mut self, entry: &Entry) {
         self.drop_ref(entry.segment, entry.body_len as u64 + RECORD_OVERHEAD);
-        if let Some((seg, _)) = entry.state {
-            self.drop_ref(seg, RECORD_OVERHEAD);
+        if let Some(state) = entry.state {
+            self.drop_ref(state.segment, RECORD_OVERHEAD);
         }
     }
 
@@ -226,9 +322,40 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// Opens (or creates) the spool in `dir`, takes its lock, reads back every
-    /// live message and starts the writer thread.
+    /// Opens (or creates) the spool in `dir` like [`Spool::open_with`], and
+    /// returns every live message found, in id order.
     pub fn open(dir: &Path, options: SpoolOptions) -> Result<(Spool, Vec<Recovered>), SpoolError> {
+        let mut recovered = Vec::new();
+        let spool = Spool::open_with(dir, options, |r| recovered.push(r))?;
+        recovered.sort_unstable_by_key(|r| r.id);
+        Ok((spool, recovered))
+    }
+
+    /// Opens (or creates) the spool in `dir`, takes its lock, hands every
+    /// live message to `each`, one at a time, and starts the writer thread.
+    ///
+    /// Messages come in the order of their newest record on disk (their
+    /// newest state record, or the message record when no state was written
+    /// after it), which is neither id nor arrival order. Nothing is kept of a
+    /// message once `each` returns, so a caller that decodes and drops the
+    /// bytes never holds a copy of the whole spool. If this fails, what
+    /// `each` was given so far is incomplete and should be discarded.
+    pub fn open_with(
+        dir: &Path,
+        options: SpoolOptions,
+        mut each: impl FnMut(Recovered),
+    ) -> Result<Spool, SpoolError> {
+        Spool::open_limited(dir, options, MAX_SEGMENT_LEN, &mut each)
+    }
+
+    /// [`Spool::open_with`] with segments limited to `max_segment_len`
+    /// bytes, so that tests can reach the limit.
+    fn open_limited(
+        dir: &Path,
+        options: SpoolOptions,
+        max_segment_len: u64,
+        each: &mut dyn FnMut(Recovered),
+    ) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir).map_err(|e| SpoolError::from_io(&e))?;
         let lock = File::options()
             .create(true)
@@ -239,7 +366,10 @@ impl Spool {
         if lock.try_lock().is_err() {
             return Err(SpoolError::Locked(dir.to_path_buf()));
         }
-        let (shared, recovered, next_segment) = recover::recover(dir)?;
+        let (shared, next_segment) = recover::load(dir)?;
+        // Before the writer starts: it recycles dead segments and compacts,
+        // and nothing may read segment files behind its back.
+        recover::replay(&shared, each)?;
         let (tx, rx) = mpsc::channel();
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
@@ -248,13 +378,14 @@ impl Spool {
             writer: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
         });
-        let writer = writer::Writer::start(Arc::clone(&inner), options, next_segment)?;
+        let writer =
+            writer::Writer::start(Arc::clone(&inner), options, max_segment_len, next_segment)?;
         let handle = std::thread::Builder::new()
             .name("spool-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| SpoolError::from_io(&e))?;
         *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        Ok((Spool { inner }, recovered))
+        Ok(Spool { inner })
     }
 
     /// Writes a message durably. When this returns `Ok`, the message, its
@@ -297,7 +428,7 @@ impl Spool {
 
     /// Whether a message is (still) in the spool.
     pub fn contains(&self, id: MessageId) -> bool {
-        self.inner.shared().index.contains_key(&id.0)
+        self.inner.shared().index.contains_key(&Key::from(id.0))
     }
 
     /// Reads a message's body back from disk.
@@ -360,16 +491,16 @@ fn read_body_blocking(inner: &Inner, id: MessageId) -> Result<Bytes, SpoolError>
     for _ in 0..2 {
         let (file, entry) = {
             let shared = inner.shared();
-            let entry = *shared.index.get(&id.0).ok_or(SpoolError::NotFound(id))?;
-            let file = shared
-                .segments
-                .get(&entry.segment)
-                .map(|s| Arc::clone(&s.file));
+            let entry = *shared
+                .index
+                .get(&Key::from(id.0))
+                .ok_or(SpoolError::NotFound(id))?;
+            let file = shared.segment(entry.segment).map(|s| Arc::clone(&s.file));
             (file, entry)
         };
         let Some(file) = file else { continue };
         let mut buf = vec![0u8; entry.body_len as usize];
-        file.read_exact_at(&mut buf, entry.body_offset)
+        file.read_exact_at(&mut buf, entry.body_offset())
             .map_err(|e| SpoolError::from_io(&e))?;
         return Ok(Bytes::from(buf));
     }

@@ -147,12 +147,52 @@ pub enum Stop {
     Corrupt,
 }
 
-/// Decodes the record at `offset` of `data` (a whole segment). Returns the
-/// record and the offset of the next one, `Ok(None)` at the clean end.
+/// Decodes the record at `offset` of `data` (a whole segment, or a window
+/// of it holding the whole record). Returns the record and the offset of
+/// the next one, `Ok(None)` at the clean end.
 pub fn decode_at(
     data: &[u8],
     offset: usize,
     seed: u32,
+) -> Result<Option<(Record<'_>, usize)>, Stop> {
+    decode(data, offset, Some(seed))
+}
+
+/// Like [`decode_at`] without computing the checksum, for records already
+/// checked by an earlier pass over the same, unchanged bytes.
+pub fn decode_checked_before_at(
+    data: &[u8],
+    offset: usize,
+) -> Result<Option<(Record<'_>, usize)>, Stop> {
+    decode(data, offset, None)
+}
+
+/// Length of a message record's head: everything before its metadata.
+pub const MESSAGE_HEAD_LEN: usize = HEADER_LEN + 1 + 16 + 4 + 4;
+
+/// The id, metadata and state of a message record from its first bytes up
+/// to its body, without the checksum (which covers the body too): for a
+/// record checked when the spool was opened. `None` if `head` is not the
+/// start of a message record of exactly this length.
+pub fn decode_message_head(head: &[u8]) -> Option<(u128, &[u8], &[u8])> {
+    if head.len() < MESSAGE_HEAD_LEN || head[HEADER_LEN] != KIND_MESSAGE {
+        return None;
+    }
+    let id = u128::from_be_bytes(head[HEADER_LEN + 1..HEADER_LEN + 17].try_into().ok()?);
+    let meta_len = u32::from_le_bytes(head[HEADER_LEN + 17..HEADER_LEN + 21].try_into().ok()?);
+    let state_len = u32::from_le_bytes(head[HEADER_LEN + 21..MESSAGE_HEAD_LEN].try_into().ok()?);
+    let rest = &head[MESSAGE_HEAD_LEN..];
+    if rest.len() as u64 != u64::from(meta_len) + u64::from(state_len) {
+        return None;
+    }
+    let (meta, state) = rest.split_at(meta_len as usize);
+    Some((id, meta, state))
+}
+
+fn decode(
+    data: &[u8],
+    offset: usize,
+    seed: Option<u32>,
 ) -> Result<Option<(Record<'_>, usize)>, Stop> {
     let rest = &data[offset..];
     if rest.is_empty() {
@@ -175,7 +215,7 @@ pub fn decode_at(
         return Err(Stop::Truncated);
     }
     let payload = &rest[HEADER_LEN..HEADER_LEN + len];
-    if checksum(seed, payload) != crc {
+    if seed.is_some_and(|seed| checksum(seed, payload) != crc) {
         return Err(Stop::Corrupt);
     }
     let next = offset + HEADER_LEN + len;
@@ -315,6 +355,38 @@ mod tests {
         let last = buf.len() - 1;
         buf[last] ^= 1;
         assert_eq!(decode_all(&buf).1, Err(Stop::Corrupt));
+    }
+
+    #[test]
+    fn a_message_head_gives_its_metadata_and_state() {
+        let mut buf = Vec::new();
+        let body_offset = encode_message(&mut buf, SEED, 42, b"meta", b"state", b"body");
+        assert_eq!(
+            decode_message_head(&buf[..body_offset]),
+            Some((42, &b"meta"[..], &b"state"[..]))
+        );
+        // A head cut short or running into the body is not one.
+        assert_eq!(decode_message_head(&buf[..body_offset - 1]), None);
+        assert_eq!(decode_message_head(&buf[..body_offset + 1]), None);
+        let mut state = Vec::new();
+        encode_state(&mut state, SEED, 42, b"s");
+        assert_eq!(decode_message_head(&state), None);
+    }
+
+    #[test]
+    fn decoding_checked_records_skips_only_the_checksum() {
+        let mut buf = Vec::new();
+        encode_message(&mut buf, SEED, 1, b"meta", b"", b"body");
+        buf[4] ^= 0xff;
+        assert_eq!(decode_at(&buf, 0, SEED), Err(Stop::Corrupt));
+        assert!(matches!(
+            decode_checked_before_at(&buf, 0),
+            Ok(Some((Record::Message { id: 1, .. }, _)))
+        ));
+        assert_eq!(
+            decode_checked_before_at(&buf[..buf.len() - 1], 0),
+            Err(Stop::Truncated)
+        );
     }
 
     proptest! {

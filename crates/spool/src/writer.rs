@@ -2,8 +2,12 @@
 //! segments and compaction of mostly-dead ones.
 
 use crate::record::{self, FLAG_DONE, FLAGS_OFFSET, HEADER_LEN, Record, SEGMENT_HEADER_LEN};
-use crate::{Entry, Inner, Op, Segment, SpoolError, SpoolOptions, segment_path};
+use crate::{
+    Entry, Inner, Key, Op, SEGMENT_WINDOW, Segment, SegmentRef, SpoolError, SpoolOptions, StatePos,
+    segment_path,
+};
 use std::fs::File;
+use std::num::NonZeroU32;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -18,10 +22,18 @@ const LAZY_SYNC: Duration = Duration::from_millis(500);
 /// batch someone waits for), through the `metrics` facade: a no-op unless
 /// the binary installed a recorder before opening the spool.
 pub const COMMIT_SECONDS: &str = "carteiro_spool_commit_seconds";
+/// The zero length written after each batch (see `write_and_sync`).
+const END_MARKER_LEN: u64 = 4;
+/// A segment this many numbers behind the current one is compacted however
+/// live it is, so live segments stay well within [`SEGMENT_WINDOW`].
+const COMPACT_AGE: u64 = SEGMENT_WINDOW / 2;
 
 pub(crate) struct Writer {
     inner: Arc<Inner>,
     options: SpoolOptions,
+    /// No segment grows past this many bytes (end marker included), so the
+    /// index's 32-bit offsets never wrap: `MAX_SEGMENT_LEN` outside tests.
+    max_segment_len: u64,
     current: u64,
     file: Arc<File>,
     len: u64,
@@ -49,7 +61,7 @@ enum Applied {
     },
     State {
         id: u128,
-        offset: u64,
+        offset: NonZeroU32,
     },
     Removed {
         id: u128,
@@ -63,12 +75,14 @@ impl Writer {
     pub(crate) fn start(
         inner: Arc<Inner>,
         options: SpoolOptions,
+        max_segment_len: u64,
         next_segment: u64,
     ) -> Result<Writer, SpoolError> {
         let (file, len) = create_segment(&inner, next_segment)?;
         let mut writer = Writer {
             inner,
             options,
+            max_segment_len,
             current: next_segment,
             file,
             len,
@@ -140,13 +154,38 @@ impl Writer {
     }
 
     /// Writes `ops` (after any retried ones) in one write and, when any of
-    /// them waits for durability, one sync; then answers the waiters.
+    /// them waits for durability, one sync; then answers the waiters. A
+    /// batch too big for one segment is written as several, in order.
     fn commit(&mut self, ops: Vec<Op>, force_sync: bool) {
         let mut ops_all = std::mem::take(&mut self.retry);
         ops_all.extend(ops);
+        // What fits in an empty segment: a larger record fits nowhere.
+        let room = self.max_segment_len - SEGMENT_HEADER_LEN as u64 - END_MARKER_LEN;
+        let mut run = Vec::new();
+        let mut run_bytes = 0u64;
+        for op in ops_all {
+            let size = op_size(&op) as u64;
+            if size > room {
+                refuse_too_large(op, size);
+                continue;
+            }
+            if run_bytes + size > room {
+                self.commit_run(std::mem::take(&mut run), force_sync);
+                run_bytes = 0;
+            }
+            run_bytes += size;
+            run.push(op);
+        }
+        self.commit_run(run, force_sync);
+    }
+
+    /// Commits ops that fit in one segment: the current one, or a new one
+    /// when they would take it past `segment_size` or its hard limit.
+    fn commit_run(&mut self, ops_all: Vec<Op>, force_sync: bool) {
         let incoming: u64 = ops_all.iter().map(|op| op_size(op) as u64).sum();
         if self.len > SEGMENT_HEADER_LEN as u64
-            && self.len + incoming > self.options.segment_size
+            && (self.len + incoming > self.options.segment_size
+                || self.len + incoming + END_MARKER_LEN > self.max_segment_len)
             && let Err(err) = self.rotate()
         {
             tracing::error!(error = %err, "spool segment rotation failed");
@@ -179,15 +218,16 @@ impl Writer {
                         )));
                         continue;
                     }
+                    let record_start = self.buf.len();
                     let body_offset =
                         record::encode_message(&mut self.buf, seed, id, &meta, &state, &body);
                     needs_sync = true;
                     applied.push(Applied::Stored {
                         id,
                         entry: Entry {
-                            segment: self.current,
-                            record_offset: at,
-                            body_offset: base + body_offset as u64,
+                            segment: SegmentRef::of(self.current),
+                            record_offset: offset_u32(at),
+                            body_start: (body_offset - record_start) as u32,
                             body_len: body.len() as u32,
                             state: None,
                         },
@@ -196,7 +236,8 @@ impl Writer {
                 }
                 Op::State { id, state } => {
                     record::encode_state(&mut self.buf, seed, id, &state);
-                    applied.push(Applied::State { id, offset: at });
+                    let offset = NonZeroU32::new(offset_u32(at)).expect("after the header");
+                    applied.push(Applied::State { id, offset });
                 }
                 Op::Remove { id } => {
                     record::encode_done(&mut self.buf, seed, id);
@@ -236,24 +277,29 @@ impl Writer {
             for item in applied {
                 match item {
                     Applied::Stored { id, entry, done } => {
-                        shared.insert_entry(id, entry);
+                        shared.insert_entry(Key::from(id), entry);
                         stored += 1;
                         waiters.push(done);
                     }
                     Applied::State { id, offset } => {
-                        if let Some(mut entry) = shared.index.get(&id).copied() {
-                            entry.state = Some((self.current, offset));
-                            shared.insert_entry(id, entry);
+                        let key = Key::from(id);
+                        if let Some(mut entry) = shared.index.get(&key).copied() {
+                            entry.state = Some(StatePos {
+                                segment: SegmentRef::of(self.current),
+                                offset,
+                            });
+                            shared.insert_entry(key, entry);
                         }
                     }
                     Applied::Removed { id } => {
-                        if let Some(entry) = shared.index.remove(&id) {
+                        if let Some(entry) = shared.index.remove(&Key::from(id)) {
                             shared.release_entry(&entry);
-                            if let Some(seg) = shared.segments.get(&entry.segment) {
+                            let number = shared.segment_number(entry.segment);
+                            if let Some(seg) = shared.segments.get(&number) {
                                 done_flags.push((
-                                    entry.segment,
+                                    number,
                                     Arc::clone(&seg.file),
-                                    entry.record_offset,
+                                    u64::from(entry.record_offset),
                                 ));
                             }
                         }
@@ -346,19 +392,30 @@ impl Writer {
     }
 
     /// Deletes dead segments and copies the live remainder of the sparsest
-    /// mostly-dead segment forward.
+    /// mostly-dead segment forward; or of the oldest segment, however live,
+    /// once it is [`COMPACT_AGE`] numbers old.
     fn maintain(&mut self) {
         self.delete_dead_segments();
         let candidate = {
             let shared = self.inner.shared();
-            shared
+            let ancient = shared
                 .segments
                 .iter()
+                .next()
                 .filter(|&(&number, seg)| {
-                    number != self.current && seg.refs > 0 && seg.live * 2 < seg.len
+                    number != self.current && seg.refs > 0 && self.current - number >= COMPACT_AGE
                 })
-                .min_by_key(|(_, seg)| seg.live * 1000 / seg.len.max(1))
-                .map(|(&number, _)| number)
+                .map(|(&number, _)| number);
+            ancient.or_else(|| {
+                shared
+                    .segments
+                    .iter()
+                    .filter(|&(&number, seg)| {
+                        number != self.current && seg.refs > 0 && seg.live * 2 < seg.len
+                    })
+                    .min_by_key(|(_, seg)| seg.live * 1000 / seg.len.max(1))
+                    .map(|(&number, _)| number)
+            })
         };
         if let Some(number) = candidate {
             if let Err(err) = self.compact(number) {
@@ -433,12 +490,13 @@ impl Writer {
     /// Rewrites every message that still points into segment `number` as a
     /// fresh record (with its newest state) in the current segment.
     fn compact(&mut self, number: u64) -> Result<(), SpoolError> {
-        let (victims, files) = {
+        let (victims, newest, files) = {
             let shared = self.inner.shared();
-            let victims: Vec<(u128, Entry)> = shared
+            let this = SegmentRef::of(number);
+            let victims: Vec<(Key, Entry)> = shared
                 .index
                 .iter()
-                .filter(|(_, e)| e.segment == number || e.state.is_some_and(|(s, _)| s == number))
+                .filter(|(_, e)| e.segment == this || e.state.is_some_and(|s| s.segment == this))
                 .map(|(&id, &e)| (id, e))
                 .collect();
             let files: std::collections::HashMap<u64, Arc<File>> = shared
@@ -446,42 +504,51 @@ impl Writer {
                 .iter()
                 .map(|(&n, s)| (n, Arc::clone(&s.file)))
                 .collect();
-            (victims, files)
+            (victims, shared.newest_segment(), files)
+        };
+        let file_of = |segment: SegmentRef| {
+            let number = segment.number(newest);
+            files
+                .get(&number)
+                .map(|file| (number, file))
+                .ok_or(SpoolError::Io(format!(
+                    "segment {number} missing during compaction"
+                )))
         };
         let mut ops = Vec::with_capacity(victims.len());
         let mut waits = Vec::with_capacity(victims.len());
         for (id, entry) in victims {
-            let file = files.get(&entry.segment).ok_or(SpoolError::Io(format!(
-                "segment {} missing during compaction",
-                entry.segment
-            )))?;
-            let data = read_record(file, entry.record_offset)?;
-            let Ok(Some((Record::Message { meta, state, .. }, _))) =
-                record::decode_at(&data, 0, record::seed(entry.segment))
-            else {
-                return Err(SpoolError::Io("unreadable record during compaction".into()));
-            };
-            let mut state = state.to_vec();
-            if let Some((seg, offset)) = entry.state {
-                let file = files.get(&seg).ok_or(SpoolError::Io(format!(
-                    "segment {seg} missing during compaction"
-                )))?;
-                let data = read_record(file, offset)?;
+            let (segment, file) = file_of(entry.segment)?;
+            let data = read_record(file, u64::from(entry.record_offset))?;
+            let (meta, mut state, body_offset) =
+                match record::decode_at(&data, 0, record::seed(segment)) {
+                    Ok(Some((
+                        Record::Message {
+                            meta,
+                            state,
+                            body_offset,
+                            ..
+                        },
+                        _,
+                    ))) => (meta.to_vec(), state.to_vec(), body_offset as usize),
+                    _ => return Err(SpoolError::Io("unreadable record during compaction".into())),
+                };
+            if let Some(pos) = entry.state {
+                let (segment, file) = file_of(pos.segment)?;
+                let data = read_record(file, u64::from(pos.offset.get()))?;
                 if let Ok(Some((Record::State { state: s, .. }, _))) =
-                    record::decode_at(&data, 0, record::seed(seg))
+                    record::decode_at(&data, 0, record::seed(segment))
                 {
                     state = s.to_vec();
                 }
             }
-            let mut body = vec![0u8; entry.body_len as usize];
-            file.read_exact_at(&mut body, entry.body_offset)
-                .map_err(|e| SpoolError::from_io(&e))?;
+            let body = bytes::Bytes::from(data).slice(body_offset..);
             let (done, wait) = tokio::sync::oneshot::channel();
             ops.push(Op::Store {
-                id,
-                meta: meta.to_vec(),
+                id: u128::from(id),
+                meta,
                 state,
-                body: body.into(),
+                body,
                 done,
             });
             waits.push(wait);
@@ -509,6 +576,26 @@ fn read_record(file: &File, offset: u64) -> Result<Vec<u8>, SpoolError> {
     Ok(data)
 }
 
+/// An offset within the current segment, which the writer keeps below
+/// `max_segment_len` (at most 4 GiB).
+fn offset_u32(offset: u64) -> u32 {
+    u32::try_from(offset).expect("segments end below 4 GiB")
+}
+
+/// Answers an op whose record could not fit in any segment.
+fn refuse_too_large(op: Op, size: u64) {
+    match op {
+        Op::Store { done, .. } => {
+            let _ = done.send(Err(SpoolError::TooLarge(size)));
+        }
+        Op::State { id, .. } => {
+            // The queue writes a newer state at its next attempt anyway.
+            tracing::error!(id, size, "spool state record too large, not written");
+        }
+        Op::Remove { .. } | Op::Sync { .. } => {}
+    }
+}
+
 fn op_size(op: &Op) -> usize {
     match op {
         Op::Store {
@@ -525,6 +612,16 @@ fn op_size(op: &Op) -> usize {
 /// metadata update), else a new file.
 fn create_segment(inner: &Inner, number: u64) -> Result<(Arc<File>, u64), SpoolError> {
     let io = |e: std::io::Error| SpoolError::from_io(&e);
+    let oldest = inner.shared().segments.first_key_value().map(|(&n, _)| n);
+    if let Some(oldest) = oldest
+        && number - oldest >= SEGMENT_WINDOW
+    {
+        // The index's 32-bit segment numbers would no longer name one
+        // segment; compaction (see COMPACT_AGE) should have moved it long ago.
+        return Err(SpoolError::Io(format!(
+            "cannot start spool segment {number} while segment {oldest} is still live"
+        )));
+    }
     let path = segment_path(&inner.dir, number);
     let spare = spare_path(&inner.dir);
     let file = match std::fs::rename(&spare, &path) {
