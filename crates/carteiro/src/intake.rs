@@ -207,7 +207,7 @@ impl Intake {
             incoming.id,
             MessageMeta {
                 account_id: incoming.account.id,
-                account: incoming.account.name.to_string(),
+                account: Arc::clone(&incoming.account.name),
                 envelope: Arc::clone(&envelope),
                 size,
                 received_at: incoming.received_at_ms,
@@ -215,7 +215,7 @@ impl Intake {
                 verp_domain: prepared
                     .signed_by
                     .as_deref()
-                    .map(|domain| self.policy.return_path_domain(domain)),
+                    .map(|domain| Arc::from(self.policy.return_path_domain(domain))),
             },
             incoming.received_at_ms,
         );

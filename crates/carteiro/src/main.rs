@@ -22,6 +22,13 @@ use clap::Parser;
 use cli::{Cli, Command};
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: small allocations (envelopes, queue
+/// state, events) cost no per-chunk header, freed pages go back to the
+/// system instead of pinning a recovery's or a retry wave's high point, and
+/// malloc/free took about 11% of the relay's CPU under glibc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

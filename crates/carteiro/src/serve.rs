@@ -15,7 +15,7 @@ use anyhow::Context;
 use carteiro_config::Config;
 use carteiro_delivery::Resolver;
 use carteiro_mail::verp::TokenKey;
-use carteiro_queue::QueuedMessage;
+use carteiro_queue::{Interner, QueuedMessage};
 use carteiro_smtp_server::{AccountRef, Role, ServerContext, tls};
 use carteiro_spool::{Spool, SpoolOptions};
 use carteiro_store::{EventWriter, Store};
@@ -48,9 +48,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let tls_config = load_tls(&config, &data)?;
 
     let started = Instant::now();
-    let (spool, recovered) = Spool::open(&data.spool(), spool_options(&config))
-        .with_context(|| format!("cannot open the spool at {}", data.spool().display()))?;
-    let recovered = decode_recovered(recovered);
+    let mut recovered = Vec::new();
+    let mut interner = Interner::default();
+    let spool = Spool::open_with(&data.spool(), spool_options(&config), |r| {
+        recovered.extend(decode_recovered(r, &mut interner));
+    })
+    .with_context(|| format!("cannot open the spool at {}", data.spool().display()))?;
     tracing::info!(
         messages = recovered.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -269,17 +272,18 @@ fn load_tls(config: &Config, data: &DataDir) -> anyhow::Result<Arc<rustls::Serve
     Ok(tls::load_server_config(&cert, &key)?)
 }
 
-/// Turns spool records back into queued messages; unreadable ones stay in
-/// the spool and are reported.
-fn decode_recovered(recovered: Vec<carteiro_spool::Recovered>) -> Vec<QueuedMessage> {
-    recovered
-        .into_iter()
-        .filter_map(|r| match QueuedMessage::decode(r.id, &r.meta, &r.state) {
-            Ok(message) => Some(message),
-            Err(err) => {
-                tracing::error!(error = %err, "cannot recover a spooled message; left in the spool");
-                None
-            }
-        })
-        .collect()
+/// Turns a spool record back into a queued message, as the spool hands it
+/// over (so its bytes are dropped right away); an unreadable one stays in
+/// the spool and is reported.
+fn decode_recovered(
+    r: carteiro_spool::Recovered,
+    interner: &mut Interner,
+) -> Option<QueuedMessage> {
+    match QueuedMessage::decode_with(r.id, &r.meta, &r.state, interner) {
+        Ok(message) => Some(message),
+        Err(err) => {
+            tracing::error!(id = %r.id, error = %err, "cannot recover a spooled message; left in the spool");
+            None
+        }
+    }
 }

@@ -9,5 +9,7 @@
 pub mod message;
 pub mod scheduler;
 
-pub use message::{DecodeError, MessageMeta, Millis, QueuedMessage, RcptState, RcptStatus};
+pub use message::{
+    DecodeError, Interner, LastReply, MessageMeta, Millis, QueuedMessage, RcptState, RcptStatus,
+};
 pub use scheduler::{AttemptResult, Dispatch, Outcome, Recorded, RetryPolicy, Scheduler};

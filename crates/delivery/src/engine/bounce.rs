@@ -31,7 +31,7 @@ fn failed_recipients(message: &QueuedMessage) -> Vec<DsnRecipient> {
                 && rcpt.notify.on_failure()
         })
         .map(|(rcpt, state)| {
-            let status = match (state.status, &state.last_reply) {
+            let status = match (state.status, state.last_reply()) {
                 (RcptStatus::Expired, _) => Status(4, 4, 7),
                 (_, Some(reply)) => reply.status.unwrap_or(Status(5, 0, 0)),
                 (_, None) => Status(5, 0, 0),
@@ -41,9 +41,9 @@ fn failed_recipients(message: &QueuedMessage) -> Vec<DsnRecipient> {
                 orcpt: rcpt.orcpt.clone(),
                 action: Action::Failed,
                 status,
-                diagnostic: state.last_reply.clone(),
-                remote_mta: state.remote.clone(),
-                last_attempt: state.last_attempt.and_then(to_datetime),
+                diagnostic: state.last_reply().cloned(),
+                remote_mta: state.remote().map(str::to_string),
+                last_attempt: state.last_attempt().and_then(to_datetime),
                 will_retry_until: None,
             }
         })

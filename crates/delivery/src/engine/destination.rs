@@ -51,7 +51,7 @@ impl DestKey {
 pub(crate) struct Job {
     pub id: MessageId,
     pub envelope: Arc<Envelope>,
-    pub account: String,
+    pub account: Arc<str>,
     /// Indices into `envelope.recipients`.
     pub rcpts: Vec<usize>,
     /// The reverse path to use instead of the envelope's (VERP).

@@ -81,9 +81,9 @@ pub(crate) fn after_attempt(
         account_id: message.meta.account_id,
         recipient,
         attempt: state.attempts,
-        reply: state.last_reply.clone(),
-        remote: state.remote.clone(),
-        mx: state.remote.clone().filter(|_| by_mx),
+        reply: state.last_reply().cloned(),
+        remote: state.remote().map(str::to_string),
+        mx: state.remote().filter(|_| by_mx).map(str::to_string),
         next_attempt: (kind == DeliveryEventKind::Deferred).then_some(state.next_attempt),
     })
 }

@@ -35,7 +35,7 @@ impl From<&QueuedMessage> for QueueEntry {
         let envelope = &message.meta.envelope;
         QueueEntry {
             id: message.id,
-            account: message.meta.account.clone(),
+            account: message.meta.account.to_string(),
             sender: envelope.sender.clone(),
             size: message.meta.size,
             received_at: message.meta.received_at,
@@ -49,9 +49,9 @@ impl From<&QueuedMessage> for QueueEntry {
                     attempts: state.attempts,
                     next_attempt: (state.status == RcptStatus::Pending)
                         .then_some(state.next_attempt),
-                    last_attempt: state.last_attempt,
-                    last_reply: state.last_reply.as_ref().map(|r| r.to_string()),
-                    remote: state.remote.clone(),
+                    last_attempt: state.last_attempt(),
+                    last_reply: state.last_reply().map(|r| r.to_string()),
+                    remote: state.remote().map(str::to_string),
                 })
                 .collect(),
         }

@@ -36,6 +36,12 @@ use tokio::sync::{mpsc, oneshot};
 /// Fresh message bodies are kept in memory until their first attempt, up to
 /// this many bytes in all; beyond it they are read back from the spool.
 const BODY_CACHE_BYTES: usize = 256 * 1024 * 1024;
+/// At most this many recipients are handed to destinations and not reported
+/// back yet; what is due beyond it waits in the scheduler. Far above what
+/// healthy delivery keeps in flight, it bounds the memory of a wave (a
+/// restart with a million deferred messages due at once: every one becomes
+/// a job, a result and an event).
+const MAX_IN_FLIGHT: usize = 50_000;
 /// How long a shutdown waits for attempts in flight to report.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -185,10 +191,15 @@ impl Engine {
         let done = loop {
             self.dispatch_due(now_millis());
             self.metrics.update_queue(self.scheduler.len());
-            let wait = self
-                .scheduler
-                .next_wakeup()
-                .map(|due| Duration::from_millis(due.saturating_sub(now_millis())));
+            // At the in-flight limit, only results (or commands) can change
+            // anything: wait for them, not for due times already past.
+            let wait = if self.scheduler.in_flight() >= MAX_IN_FLIGHT {
+                None
+            } else {
+                self.scheduler
+                    .next_wakeup()
+                    .map(|due| Duration::from_millis(due.saturating_sub(now_millis())))
+            };
             let command = match wait {
                 Some(wait) => match tokio::time::timeout(wait, rx.recv()).await {
                     Ok(command) => command,
@@ -362,7 +373,7 @@ impl Engine {
     }
 
     fn dispatch_due(&mut self, now: u64) {
-        for dispatch in self.scheduler.take_due(now) {
+        for dispatch in self.scheduler.take_due(now, MAX_IN_FLIGHT) {
             let Some(message) = self.scheduler.get(dispatch.id) else {
                 continue;
             };
@@ -390,7 +401,7 @@ impl Engine {
                     Job {
                         id: dispatch.id,
                         envelope: Arc::clone(&message.meta.envelope),
-                        account: message.meta.account.clone(),
+                        account: Arc::clone(&message.meta.account),
                         rcpts: rcpts.to_vec(),
                         sender,
                         body: body.clone(),
