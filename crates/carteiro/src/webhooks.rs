@@ -40,8 +40,10 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_lc_rs::hmac;
 use carteiro_config::WebhooksConfig;
-use carteiro_http::ApiEvent;
-use carteiro_store::{Store, StoreError, WEBHOOK_FAILING_AFTER, Webhook, event_id_floor};
+use carteiro_http::WebhookWireEvent;
+use carteiro_store::{
+    Store, StoreError, WEBHOOK_FAILING_AFTER, Webhook, WebhookEvent, event_id_floor,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -335,17 +337,10 @@ impl Endpoint {
         self.backlog = backlog;
         self.shared.dispatcher.set_backlog(self.hook.id, backlog);
 
-        let wire: Vec<ApiEvent> = events.iter().map(ApiEvent::from).collect();
-        let body = match serde_json::to_vec(&wire) {
-            Ok(body) => body,
-            // Values read from the store always serialize; should one not,
-            // retrying could not help either.
-            Err(error) => {
-                return Err(StoreError::Corrupt(format!(
-                    "event not serializable: {error}"
-                )));
-            }
-        };
+        // Details the store cannot give back as JSON are a corrupt row;
+        // retrying could not help.
+        let body = encode_batch(&events)
+            .map_err(|error| StoreError::Corrupt(format!("event not serializable: {error}")))?;
         match self.post(body).await {
             Ok(()) => {
                 // Caught up, recovering, or a second since the last save:
@@ -472,6 +467,18 @@ impl Endpoint {
 fn backoff(failures: u32, initial: Duration, max: Duration) -> Duration {
     let doublings = failures.saturating_sub(1).min(31);
     initial.saturating_mul(1u32 << doublings).min(max)
+}
+
+/// A batch as one JSON array of events in the API's shape, written straight
+/// from what the store read (see [`WebhookWireEvent`]).
+fn encode_batch(events: &[WebhookEvent]) -> Result<Vec<u8>, serde_json::Error> {
+    let wire = events
+        .iter()
+        .map(WebhookWireEvent::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut body = Vec::with_capacity(events.len() * 400);
+    serde_json::to_writer(&mut body, &wire)?;
+    Ok(body)
 }
 
 /// The `v1` signature: lowercase hex HMAC-SHA256 of `"<timestamp>.<body>"`.

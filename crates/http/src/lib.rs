@@ -56,7 +56,7 @@ pub use metrics::{RenderMetrics, metrics_router};
 pub use submit::{AccountRef, Submission, SubmitError, Submitter};
 pub use suppressions::ApiSuppression;
 pub use webhooks::ApiWebhook;
-pub use wire::{ApiEvent, ApiMessage, ApiRecipient, format_timestamp};
+pub use wire::{ApiEvent, ApiMessage, ApiRecipient, WebhookWireEvent, format_timestamp};
 
 /// Extra room in the request body limit for the JSON around the message: the
 /// field names, the text and html bodies, headers and metadata.

@@ -3,9 +3,12 @@
 //! types, so a change in the store's records cannot change the API by
 //! accident. Pure conversions, no I/O.
 
-use carteiro_store::{EventKind, EventRecord, MessageRecord, MessageSource, RecipientRecord};
+use carteiro_store::{
+    EventKind, EventRecord, MessageRecord, MessageSource, RecipientRecord, WebhookEvent,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -42,6 +45,52 @@ impl From<&EventRecord> for ApiEvent {
             details: object_or_empty(&event.details),
         }
     }
+}
+
+/// An event read for a webhook, in exactly [`ApiEvent`]'s shape, written
+/// without copies: strings are borrowed, the id is formatted straight into
+/// the output, and the details go out as the JSON text the store holds
+/// (checked to be JSON, never parsed into a tree). Webhook batches are this,
+/// hundreds of events at a time.
+#[derive(Serialize)]
+pub struct WebhookWireEvent<'a> {
+    #[serde(serialize_with = "as_decimal_text")]
+    id: i64,
+    #[serde(rename = "type")]
+    kind: EventKind,
+    timestamp: String,
+    account: &'a str,
+    message_id: &'a str,
+    recipient: Option<&'a str>,
+    details: &'a RawValue,
+}
+
+/// What `null` details are shown as.
+const NO_DETAILS: &str = "{}";
+
+impl<'a> WebhookWireEvent<'a> {
+    /// The wire form of `event`; an error if its stored details are not
+    /// JSON.
+    pub fn new(event: &'a WebhookEvent) -> Result<WebhookWireEvent<'a>, serde_json::Error> {
+        let text = match event.details_json.trim() {
+            "" | "null" => NO_DETAILS,
+            text => text,
+        };
+        Ok(WebhookWireEvent {
+            id: event.id,
+            kind: event.kind,
+            timestamp: format_timestamp(event.timestamp_ms),
+            account: &event.account,
+            message_id: &event.message_id,
+            recipient: event.recipient.as_deref(),
+            details: serde_json::from_str(text)?,
+        })
+    }
+}
+
+/// Ids go out as decimal strings (they exceed JavaScript's exact integers).
+fn as_decimal_text<S: serde::Serializer>(id: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(id)
 }
 
 /// A recipient of a message, with its state.
@@ -186,5 +235,53 @@ mod tests {
                 "message_id": "01jc", "recipient": "r@x.test", "details": {}
             })
         );
+    }
+
+    /// The webhook form is the API form, for details that are an object,
+    /// `null`, or hold strings that need escaping.
+    #[test]
+    fn webhook_events_have_the_api_shape() {
+        for details in [
+            r#"{"remote_host":"mx.x.test","reply":"250 2.0.0 \"ok\" \u00e9","attempt":2}"#,
+            "null",
+            "{}",
+        ] {
+            let stored = WebhookEvent {
+                id: 1_843_000_000_000_001,
+                kind: EventKind::Deferred,
+                timestamp_ms: 1_795_685_400_123,
+                account: "acme".into(),
+                message_id: "01jc".to_owned(),
+                recipient: None,
+                details_json: details.to_owned(),
+            };
+            let record = EventRecord {
+                id: stored.id,
+                kind: stored.kind,
+                timestamp_ms: stored.timestamp_ms,
+                account: "acme".to_owned(),
+                message_id: stored.message_id.clone(),
+                recipient: None,
+                details: serde_json::from_str(details).expect("details"),
+            };
+            let wire = WebhookWireEvent::new(&stored).expect("json details");
+            let wire: Value = serde_json::from_str(&serde_json::to_string(&wire).expect("json"))
+                .expect("valid json");
+            assert_eq!(
+                wire,
+                serde_json::to_value(ApiEvent::from(&record)).expect("json"),
+                "details {details}"
+            );
+        }
+        let broken = WebhookEvent {
+            details_json: "{oops".to_owned(),
+            id: 1,
+            kind: EventKind::Delivered,
+            timestamp_ms: 0,
+            account: "acme".into(),
+            message_id: "m".to_owned(),
+            recipient: None,
+        };
+        assert!(WebhookWireEvent::new(&broken).is_err());
     }
 }

@@ -62,7 +62,7 @@ pub use suppressions::{
 };
 pub use tracking::Engagement;
 pub use webhooks::{
-    MAX_WEBHOOK_BATCH, WEBHOOK_FAILING_AFTER, Webhook, WebhookStatus, event_id_floor,
+    MAX_WEBHOOK_BATCH, WEBHOOK_FAILING_AFTER, Webhook, WebhookEvent, WebhookStatus, event_id_floor,
 };
 
 #[cfg(test)]

@@ -14,13 +14,15 @@
 //! hex digits), because every POST is signed with it; the database file is
 //! private to its owner, as for the DKIM keys.
 
+use std::sync::Arc;
+
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::{StoreError, is_foreign_key_violation};
-use crate::events::{EVENT_COLUMNS, EVENT_IDS_PER_MS, EventKind, EventRecord, account_name};
+use crate::events::{EVENT_COLUMNS, EVENT_IDS_PER_MS, EventKind, account_name};
 use crate::store::{Store, now_unix_ms};
 
 /// What every signing secret starts with.
@@ -34,6 +36,38 @@ const MAX_ERROR_CHARS: usize = 500;
 
 /// Failed attempts in a row after which an endpoint is shown as `failing`.
 pub const WEBHOOK_FAILING_AFTER: u32 = 5;
+
+/// An event as the webhook dispatcher reads it: like
+/// [`EventRecord`](crate::EventRecord), but with the details as the JSON
+/// text the database holds, which goes into the POST body as it is (no
+/// parse into a `Value` and back for every event of every batch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEvent {
+    pub id: i64,
+    pub kind: EventKind,
+    /// Unix milliseconds.
+    pub timestamp_ms: i64,
+    /// The owning account's name (one copy per batch).
+    pub account: Arc<str>,
+    pub message_id: String,
+    pub recipient: Option<String>,
+    /// The details column: a JSON object, or `null` for none.
+    pub details_json: String,
+}
+
+impl WebhookEvent {
+    fn from_row(row: &SqliteRow, account: &Arc<str>) -> Result<WebhookEvent, StoreError> {
+        Ok(WebhookEvent {
+            id: row.try_get("id")?,
+            kind: row.try_get::<&str, _>("kind")?.parse()?,
+            timestamp_ms: row.try_get("timestamp_ms")?,
+            account: Arc::clone(account),
+            message_id: row.try_get("message_id")?,
+            recipient: row.try_get("recipient")?,
+            details_json: row.try_get("details")?,
+        })
+    }
+}
 
 /// Most events one call of [`Store::webhook_events`] returns.
 pub const MAX_WEBHOOK_BATCH: u32 = 1000;
@@ -299,10 +333,11 @@ impl Store {
         after_id: i64,
         up_to_id: i64,
         limit: u32,
-    ) -> Result<Vec<EventRecord>, StoreError> {
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
         let Some(account) = account_name(self, account_id).await? else {
             return Ok(Vec::new());
         };
+        let account: Arc<str> = account.into();
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events e \
              WHERE e.account_id = $1 AND e.id > $2 AND e.id <= $3{} \
@@ -321,7 +356,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|row| EventRecord::from_row(row, &account))
+            .map(|row| WebhookEvent::from_row(row, &account))
             .collect()
     }
 

@@ -129,7 +129,7 @@ async fn a_new_endpoint_gets_only_later_events() {
         [delivered, bounced],
         "only wanted kinds of this account"
     );
-    assert!(found.iter().all(|e| e.account == "acme"));
+    assert!(found.iter().all(|e| &*e.account == "acme"));
     let first = store
         .webhook_events(acme.id, &hook.events, hook.last_event_id, newest, 1)
         .await
