@@ -28,8 +28,14 @@ use std::sync::Arc;
 pub const BULK_HEADER: &[u8] = b"x-carteiro-list-unsubscribe";
 
 /// What [`BULK_HEADER`] asks for; `None` when absent or not understood.
+#[cfg(test)]
 fn bulk_header(message: &[u8]) -> Option<bool> {
-    let value = headers::field_value(message, BULK_HEADER)?;
+    bulk_value(headers::field_value(message, BULK_HEADER)?)
+}
+
+/// What a `X-Carteiro-List-Unsubscribe` value asks for, if it is one of the
+/// words understood.
+fn bulk_value(value: &[u8]) -> Option<bool> {
     let is = |words: &[&[u8]]| words.iter().any(|w| value.eq_ignore_ascii_case(w));
     if is(&[b"yes", b"true", b"1", b"on"]) {
         Some(true)
@@ -113,9 +119,17 @@ impl Intake {
     /// tracked link names its recipient, and the DKIM signature must cover
     /// it).
     pub async fn accept(&self, mut incoming: Incoming) -> Result<Vec<MessageId>, IntakeError> {
+        // The control header is read, then taken out: recipients never see
+        // it (and the DKIM signature, made later, does not cover it).
+        let asked = headers::field_value(&incoming.body, BULK_HEADER).map(bulk_value);
+        if asked.is_some()
+            && let Some(stripped) = headers::remove_fields(&incoming.body, BULK_HEADER)
+        {
+            incoming.body = Bytes::from(stripped);
+        }
         let bulk = incoming
             .list_unsubscribe
-            .or_else(|| bulk_header(&incoming.body))
+            .or(asked.flatten())
             .unwrap_or_else(|| self.policy.is_bulk_account(&incoming.account.name));
         let account = &incoming.account.name;
         let opens = incoming

@@ -573,4 +573,10 @@ async fn the_smtp_header_asks_for_bulk_handling() {
     let to = |address: &str| delivered.iter().find(|m| m.rcpt_to == [address]).unwrap();
     assert!(to("erin@dest.test").header("List-Unsubscribe").is_some());
     assert!(to("fred@dest.test").header("List-Unsubscribe").is_none());
+    for address in ["erin@dest.test", "fred@dest.test"] {
+        assert!(
+            to(address).header("X-Carteiro-List-Unsubscribe").is_none(),
+            "the control header is not passed on to {address}"
+        );
+    }
 }

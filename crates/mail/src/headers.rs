@@ -298,6 +298,61 @@ pub fn field_value<'m>(message: &'m [u8], name: &[u8]) -> Option<&'m [u8]> {
     None
 }
 
+/// `message` without the header fields named `name` (each with its folded
+/// continuation lines), or `None` when it has none: Carteiro's own control
+/// fields are read and then taken out, never sent on. Only the header
+/// section is looked at; one copy of the message when something is removed.
+pub fn remove_fields(message: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    let mut pos = 0;
+    let mut cutting: Option<usize> = None;
+    while pos < message.len() {
+        let line_end = memchr(b'\n', &message[pos..]).map_or(message.len(), |at| pos + at + 1);
+        let line = &message[pos..line_end];
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if let Some(start) = cutting.take() {
+            if continuation {
+                cutting = Some(start);
+                pos = line_end;
+                continue;
+            }
+            cuts.push((start, pos));
+        }
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if !continuation && names_field(line, name) {
+            cutting = Some(pos);
+        }
+        pos = line_end;
+    }
+    if let Some(start) = cutting {
+        cuts.push((start, pos));
+    }
+    if cuts.is_empty() {
+        return None;
+    }
+    let removed: usize = cuts.iter().map(|(start, end)| end - start).sum();
+    let mut out = Vec::with_capacity(message.len() - removed);
+    let mut from = 0;
+    for (start, end) in cuts {
+        out.extend_from_slice(&message[from..start]);
+        from = end;
+    }
+    out.extend_from_slice(&message[from..]);
+    Some(out)
+}
+
+/// Whether a header line starts the field `name` (`Name:` or `Name :`).
+fn names_field(line: &[u8], name: &[u8]) -> bool {
+    line.len() > name.len()
+        && line[..name.len()].eq_ignore_ascii_case(name)
+        && line[name.len()..]
+            .iter()
+            .find(|&&b| b != b' ' && b != b'\t')
+            .is_some_and(|&b| b == b':')
+}
+
 /// Inserts `fields` (complete header lines, each ending in CRLF) at byte
 /// offset `at` of `message` (clamped to its length), into a new buffer of
 /// exactly the final size: one copy of the message.

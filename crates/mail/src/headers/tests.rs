@@ -428,3 +428,22 @@ fn field_value_is_the_trimmed_first_line() {
     assert_eq!(field_value(message, b"x-other"), None);
     assert_eq!(field_value(b"X-Bulk:\r\n\r\n", b"x-bulk"), Some(&b""[..]));
 }
+
+#[test]
+fn remove_fields_takes_out_every_instance_with_its_continuations() {
+    let message =
+        b"Subject: hi\r\nX-Bulk: yes\r\n\tfolded\r\nTo: a@b\r\nx-bulk : again\r\n\r\nX-Bulk: body\r\n";
+    let out = remove_fields(message, b"x-bulk").expect("removed");
+    assert_eq!(out, b"Subject: hi\r\nTo: a@b\r\n\r\nX-Bulk: body\r\n");
+    assert_eq!(
+        remove_fields(&out, b"x-bulk"),
+        None,
+        "nothing left to remove"
+    );
+    assert_eq!(remove_fields(b"X-Bulky: 1\r\n\r\n", b"x-bulk"), None);
+    // The last field of a message without a body, and bare LF lines.
+    assert_eq!(
+        remove_fields(b"To: a@b\nX-Bulk: yes\n \tmore", b"x-bulk").as_deref(),
+        Some(&b"To: a@b\n"[..])
+    );
+}
