@@ -62,6 +62,10 @@ impl Submitter for ApiSubmitter {
         self.tracker.clicked(token, user_agent).await
     }
 
+    fn click_target(&self, token: &str) -> Option<String> {
+        self.tracker.click_target(token)
+    }
+
     async fn submit(&self, submission: Submission) -> Result<Vec<String>, SubmitError> {
         if submission.message.len() as u64 > self.max_message_size {
             return Err(SubmitError::Refused {

@@ -103,6 +103,11 @@ impl Tracker {
         Some(url)
     }
 
+    /// A tracked link's URL when the token is genuine, recording nothing.
+    pub fn click_target(&self, token: &str) -> Option<String> {
+        self.tokens.decode_click(token).map(|(_, _, url)| url)
+    }
+
     async fn record(
         &self,
         id: MessageId,

@@ -114,4 +114,9 @@ pub trait Submitter: Send + Sync + 'static {
         token: &str,
         user_agent: Option<&str>,
     ) -> impl Future<Output = Option<String>> + Send;
+
+    /// The target URL of click-tracking `token` without recording anything
+    /// (a `HEAD` from a link checker is not a click); `None` as for
+    /// [`clicked`](Submitter::clicked).
+    fn click_target(&self, token: &str) -> Option<String>;
 }

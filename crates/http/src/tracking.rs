@@ -13,7 +13,7 @@ use crate::ApiState;
 use crate::submit::Submitter;
 use crate::unsubscribe::page;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// A 1×1 transparent GIF (GIF89a, one palette entry, transparency on).
@@ -34,15 +34,20 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `GET /t/o/{token}`: the pixel, recording an open for a genuine token.
+/// `HEAD` gets the same answer and records nothing: it is a link checker or
+/// a proxy looking, not a reader.
 pub(crate) async fn open<S: Submitter>(
     State(state): State<ApiState<S>>,
     Path(token): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Response {
-    state
-        .submitter
-        .opened(&token, user_agent(&headers).as_deref())
-        .await;
+    if method != Method::HEAD {
+        state
+            .submitter
+            .opened(&token, user_agent(&headers).as_deref())
+            .await;
+    }
     (
         StatusCode::OK,
         [
@@ -59,17 +64,23 @@ pub(crate) async fn open<S: Submitter>(
 }
 
 /// `GET /t/c/{token}`: a redirect to the link's URL, recording the click;
-/// `404` for a token that is not genuine.
+/// `404` for a token that is not genuine. `HEAD` gets the same answer and
+/// records nothing (mail scanners check links that way).
 pub(crate) async fn click<S: Submitter>(
     State(state): State<ApiState<S>>,
     Path(token): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Response {
-    let target = state
-        .submitter
-        .clicked(&token, user_agent(&headers).as_deref())
-        .await
-        .and_then(|url| HeaderValue::from_str(&url).ok());
+    let target = if method == Method::HEAD {
+        state.submitter.click_target(&token)
+    } else {
+        state
+            .submitter
+            .clicked(&token, user_agent(&headers).as_deref())
+            .await
+    };
+    let target = target.and_then(|url| HeaderValue::from_str(&url).ok());
     match target {
         Some(location) => (
             StatusCode::FOUND,

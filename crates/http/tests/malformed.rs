@@ -61,6 +61,10 @@ impl Submitter for Recorder {
     async fn clicked(&self, _token: &str, _user_agent: Option<&str>) -> Option<String> {
         None
     }
+
+    fn click_target(&self, _token: &str) -> Option<String> {
+        None
+    }
 }
 
 impl Recorder {

@@ -107,6 +107,10 @@ impl Submitter for TestSubmitter {
         Some(CLICK_URL.to_owned())
     }
 
+    fn click_target(&self, token: &str) -> Option<String> {
+        (token == CLICK_TOKEN).then(|| CLICK_URL.to_owned())
+    }
+
     async fn submit(&self, submission: Submission) -> Result<Vec<String>, SubmitError> {
         let mode = self.mode.lock().expect("mode lock").clone();
         match mode {

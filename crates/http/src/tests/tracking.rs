@@ -120,3 +120,33 @@ async fn tracking_routes_take_get_only_and_need_no_key() {
     assert_eq!(raw.status, StatusCode::NOT_FOUND);
     assert!(harness.engagements().is_empty());
 }
+
+/// Link checkers and proxies look with HEAD: they get the answer a reader
+/// would (the pixel, the redirect or the 404) and nothing is recorded.
+#[tokio::test]
+async fn head_requests_answer_like_get_and_record_nothing() {
+    let harness = Harness::new().await;
+    let raw = harness
+        .raw(Method::HEAD, &format!("/t/o/{OPEN_TOKEN}"), Some("Scanner"))
+        .await;
+    assert_eq!(raw.status, StatusCode::OK);
+    assert_eq!(header_of(&raw, header::CONTENT_TYPE), "image/gif");
+    let raw = harness
+        .raw(
+            Method::HEAD,
+            &format!("/t/c/{CLICK_TOKEN}"),
+            Some("Scanner"),
+        )
+        .await;
+    assert_eq!(raw.status, StatusCode::FOUND);
+    assert_eq!(header_of(&raw, header::LOCATION), CLICK_URL);
+    let raw = harness
+        .raw(Method::HEAD, "/t/c/forged", Some("Scanner"))
+        .await;
+    assert_eq!(raw.status, StatusCode::NOT_FOUND);
+    assert!(raw.headers.get(header::LOCATION).is_none());
+    assert!(
+        harness.engagements().is_empty(),
+        "HEAD is not an open or a click"
+    );
+}
