@@ -113,3 +113,75 @@ async fn swaks_through_the_trusted_relay_listener_is_delivered() {
     assert!(received.contains("for <bob@dest.test>"), "{received}");
     assert!(message.content().contains("hello from swaks"));
 }
+
+/// `tls = "verify"` on a route: mail goes to a smarthost whose certificate
+/// is under the route's `ca_file`; where the certificate is not trusted
+/// (here: the system's CAs, which do not know the sink's own certificate)
+/// the mail waits in the queue with the reason, and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifying_route_delivers_only_over_a_trusted_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = carteiro_testkit::tls::write_pem(certs.path(), &["127.0.0.1", "localhost"]);
+    let sink = carteiro_testkit::sink::SmtpSink::builder()
+        .tls_identity(
+            vec![CertificateDer::from_pem_file(&cert).expect("cert")],
+            PrivateKeyDer::from_pem_file(&key).expect("key"),
+        )
+        .start()
+        .await;
+    let relay = sink.addr();
+    let server = Setup::new()
+        .trusted_loopback()
+        .delivery("retry_initial = \"1h\"")
+        .extra(&format!(
+            "[[delivery.routes]]\ndomains = [\"good.test\"]\nrelay = \"{relay}\"\n\
+             tls = \"verify\"\nca_file = {:?}\n\n\
+             [[delivery.routes]]\ndomains = [\"bad.test\"]\nrelay = \"{relay}\"\n\
+             tls = \"verify\"\n",
+            cert.display().to_string()
+        ))
+        .start()
+        .await;
+    let reply = python_json(&format!(
+        r#"
+s = smtplib.SMTP("127.0.0.1", {port}, timeout=20)
+s.ehlo("client.test")
+codes = []
+for rcpt in ["ann@good.test", "bob@bad.test"]:
+    s.mail("alice@sender.test")
+    s.rcpt(rcpt)
+    codes.append(s.data(b"Subject: verify\r\n\r\nhello\r\n")[0])
+s.quit()
+done(codes)
+"#,
+        port = server.relay.port()
+    ))
+    .await;
+    assert_eq!(reply, serde_json::json!([250, 250]));
+
+    let delivered = common::wait_rcpts(&sink, 1).await;
+    assert_eq!(delivered[0].rcpt_to, ["ann@good.test"]);
+    assert!(delivered[0].tls, "over TLS");
+    let queue = server
+        .wait_queue("the untrusted route's attempt recorded", |q| {
+            q.iter()
+                .flat_map(|e| common::recipients(e).iter())
+                .any(|r| r["address"] == "bob@bad.test" && r["attempts"] == 1)
+        })
+        .await;
+    let bob = queue
+        .iter()
+        .flat_map(|e| common::recipients(e).iter())
+        .find(|r| r["address"] == "bob@bad.test")
+        .expect("bob queued");
+    assert_eq!(bob["state"], "pending", "{bob:#}");
+    let last_reply = bob["last_reply"].as_str().unwrap_or_default();
+    assert!(
+        last_reply.starts_with("4") && last_reply.contains("TLS"),
+        "{bob:#}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1, "nothing went out unverified");
+}

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -114,6 +115,10 @@ pub struct Route {
     /// TLS policy on this route. Default `"opportunistic"`.
     #[serde(default)]
     pub tls: TlsMode,
+    /// PEM file of the CA certificates (or the self-signed certificate)
+    /// trusted for this route's `tls = "verify"`, instead of the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Route {
@@ -138,6 +143,7 @@ impl fmt::Debug for Route {
                 &self.auth_password.as_ref().map(|_| "<redacted>"),
             )
             .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -235,7 +241,7 @@ impl<'de> Deserialize<'de> for RelayTarget {
 }
 
 /// TLS policy for an outbound connection, written `"none"`,
-/// `"opportunistic"` or `"required"`.
+/// `"opportunistic"`, `"required"` or `"verify"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TlsMode {
     /// Never start TLS, even when offered.
@@ -245,12 +251,18 @@ pub enum TlsMode {
     #[default]
     Opportunistic,
     /// Send only over TLS; a server without STARTTLS (or a failed
-    /// handshake) makes the attempt fail temporarily.
+    /// handshake) makes the attempt fail temporarily. The certificate is
+    /// not checked (like Postfix's `encrypt` level).
     Required,
+    /// Like `Required`, and the server's certificate must be valid for its
+    /// host name (the route's `relay` host, or the MX host) under the
+    /// system's trusted CAs, or the route's `ca_file`. Use it for a
+    /// smarthost that gets credentials.
+    Verify,
 }
 
 impl TlsMode {
-    const NAMES: &'static str = "\"none\", \"opportunistic\", \"required\"";
+    const NAMES: &'static str = "\"none\", \"opportunistic\", \"required\", \"verify\"";
 
     /// The name used in the file.
     pub fn as_str(self) -> &'static str {
@@ -258,6 +270,7 @@ impl TlsMode {
             TlsMode::None => "none",
             TlsMode::Opportunistic => "opportunistic",
             TlsMode::Required => "required",
+            TlsMode::Verify => "verify",
         }
     }
 }
@@ -286,6 +299,7 @@ impl<'de> Deserialize<'de> for TlsMode {
                     "none" => Ok(TlsMode::None),
                     "opportunistic" => Ok(TlsMode::Opportunistic),
                     "required" => Ok(TlsMode::Required),
+                    "verify" => Ok(TlsMode::Verify),
                     other => Err(E::custom(format!(
                         "expected one of {}, got {other:?}",
                         TlsMode::NAMES
@@ -309,6 +323,7 @@ mod tests {
             auth_username: None,
             auth_password: None,
             tls: TlsMode::default(),
+            ca_file: None,
         }
     }
 

@@ -363,7 +363,7 @@ fn bad_values_name_their_key() {
     let err = refused(
         &format!("{routes}tls = \"strict\"\n"),
         "delivery.routes[1].tls",
-        "delivery.routes[1].tls: expected one of \"none\", \"opportunistic\", \"required\", got \"strict\"",
+        "delivery.routes[1].tls: expected one of \"none\", \"opportunistic\", \"required\", \"verify\", got \"strict\"",
     );
     assert_eq!(line_of(&err), Some(5));
     refused(
@@ -382,6 +382,31 @@ fn bad_values_name_their_key() {
         "brackets",
     );
     refused("[delivery]\ntls = \"yes\"\n", "delivery.tls", "got \"yes\"");
+}
+
+#[test]
+fn a_route_can_verify_its_smarthost_against_its_own_ca() {
+    let config = parse(
+        "[[delivery.routes]]\ndomains = [\"*\"]\nrelay = \"smtp.provider.test:587\"\n\
+         tls = \"verify\"\nca_file = \"/etc/carteiro/provider-ca.pem\"\n",
+    );
+    let route = &config.delivery.routes[0];
+    assert_eq!(route.tls, TlsMode::Verify);
+    assert_eq!(
+        route.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/carteiro/provider-ca.pem"))
+    );
+    refused(
+        "[[delivery.routes]]\ndomains = [\"*\"]\nrelay = \"smtp.provider.test:587\"\n\
+         tls = \"required\"\nca_file = \"/etc/ca.pem\"\n",
+        "delivery.routes[0].ca_file",
+        "only used with tls = \"verify\"",
+    );
+    refused(
+        "[delivery]\ntls = \"verified\"\n",
+        "delivery.tls",
+        "\"verify\"",
+    );
 }
 
 #[test]

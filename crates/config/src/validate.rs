@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::units::format_duration;
-use crate::{Config, ConfigError, DeliveryConfig, Source, WebhooksConfig, is_host_name};
+use crate::{Config, ConfigError, DeliveryConfig, Source, TlsMode, WebhooksConfig, is_host_name};
 
 /// Validates `config` in place, normalizing the values that have a stored
 /// form. Stops at the first problem.
@@ -289,6 +289,13 @@ fn check_delivery(delivery: &mut DeliveryConfig, source: &Source<'_>) -> Result<
                 }
             }
             (None, None) => {}
+        }
+        if route.ca_file.is_some() && route.tls != TlsMode::Verify {
+            return Err(source.invalid_near(
+                &key("ca_file"),
+                Some(&key("tls")),
+                "only used with tls = \"verify\"",
+            ));
         }
     }
     Ok(())

@@ -17,6 +17,7 @@ mod transaction;
 mod tests;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -29,6 +30,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use crate::error::{ClientError, Stage};
 use io::{Conn, Stream};
 
+pub use tls::verifying_config as verifying_tls_config;
 pub use transaction::SendOutcome;
 
 /// When to use STARTTLS.
@@ -42,6 +44,16 @@ pub enum TlsPolicy {
     Opportunistic,
     /// Always; a server without STARTTLS or a failed handshake is an error.
     Required,
+    /// Like `Required`, and the certificate must verify for the host name
+    /// under [`ClientSettings::trust`] (else the system's trusted CAs).
+    Verify,
+}
+
+impl TlsPolicy {
+    /// Whether the session must be encrypted (no plain-text fallback).
+    pub fn requires_tls(self) -> bool {
+        matches!(self, TlsPolicy::Required | TlsPolicy::Verify)
+    }
 }
 
 /// How to talk to a server. Cheap to clone; one value serves a whole pool.
@@ -61,6 +73,9 @@ pub struct ClientSettings {
     pub prefer_chunking: bool,
     /// Source address to bind before connecting (per-IP sending pools).
     pub local_addr: Option<IpAddr>,
+    /// The verifying TLS configuration for [`TlsPolicy::Verify`] (see
+    /// [`verifying_tls_config`]); `None`: the system's trusted CAs.
+    pub trust: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientSettings {
@@ -76,6 +91,7 @@ impl Default for ClientSettings {
             data_timeout: Duration::from_secs(600),
             prefer_chunking: true,
             local_addr: None,
+            trust: None,
         }
     }
 }
@@ -362,12 +378,14 @@ impl SmtpClient {
             TlsPolicy::None => return Ok(()),
             _ if self.capabilities.has_capability(EXT_START_TLS) => {}
             TlsPolicy::Opportunistic => return Ok(()),
-            TlsPolicy::Required => return Err(required("STARTTLS not offered".into())),
+            TlsPolicy::Required | TlsPolicy::Verify => {
+                return Err(required("STARTTLS not offered".into()));
+            }
         }
 
         let reply = self.command(b"STARTTLS\r\n", Stage::StartTls).await?;
         if reply.code != 220 {
-            if settings.tls == TlsPolicy::Required {
+            if settings.tls.requires_tls() {
                 return Err(required(format!("STARTTLS refused: {reply}")));
             }
             if reply.closes_connection() {
@@ -389,24 +407,33 @@ impl SmtpClient {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.conn.stream, Stream::Closed) else {
             return Err(required("STARTTLS on a TLS session".into()));
         };
-        let handshake = tls::handshake(tcp, &self.server_name, addr);
+        let config = match settings.tls {
+            TlsPolicy::Verify => match &settings.trust {
+                Some(config) => Arc::clone(config),
+                None => tls::verifying_config(None).map_err(required)?,
+            },
+            _ => tls::client_config().map_err(|e| required(e.to_string()))?,
+        };
+        let handshake = tls::handshake(tcp, &self.server_name, addr, config);
         let tls_stream = match tokio::time::timeout(self.command_timeout, handshake).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(source)) => {
                 self.usable = false;
-                return Err(match settings.tls {
-                    TlsPolicy::Required => required(format!("TLS handshake failed: {source}")),
-                    _ => ClientError::TlsHandshake { addr, source },
+                return Err(if settings.tls.requires_tls() {
+                    required(format!("TLS handshake failed: {source}"))
+                } else {
+                    ClientError::TlsHandshake { addr, source }
                 });
             }
             Err(_) => {
                 self.usable = false;
-                return Err(match settings.tls {
-                    TlsPolicy::Required => required("TLS handshake timed out".into()),
-                    _ => ClientError::TlsHandshake {
+                return Err(if settings.tls.requires_tls() {
+                    required("TLS handshake timed out".into())
+                } else {
+                    ClientError::TlsHandshake {
                         addr,
                         source: std::io::ErrorKind::TimedOut.into(),
-                    },
+                    }
                 });
             }
         };

@@ -14,6 +14,6 @@ pub mod engine;
 pub mod error;
 pub mod resolve;
 
-pub use client::{ClientSettings, SendOutcome, SmtpClient, TlsPolicy};
+pub use client::{ClientSettings, SendOutcome, SmtpClient, TlsPolicy, verifying_tls_config};
 pub use error::{ClientError, ResolveError, Stage};
 pub use resolve::{LookupFailure, MxTarget, Resolver};

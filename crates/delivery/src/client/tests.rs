@@ -2,6 +2,7 @@
 //! sink for the normal paths, a small scripted server for misbehaving peers.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -578,4 +579,70 @@ async fn auth_login_when_plain_is_not_offered() {
             "QUIT"
         ]
     );
+}
+
+/// A sink presenting a certificate for `sink.test` (and 127.0.0.1), with
+/// that certificate written as a PEM file to trust, and another one's.
+async fn sink_with_known_certificate(dir: &std::path::Path) -> (SmtpSink, PathBuf, PathBuf) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let own = dir.join("own");
+    let other = dir.join("other");
+    std::fs::create_dir_all(&own).expect("dir");
+    std::fs::create_dir_all(&other).expect("dir");
+    let (cert, key) = carteiro_testkit::tls::write_pem(&own, &["sink.test", "127.0.0.1"]);
+    let (other_cert, _) = carteiro_testkit::tls::write_pem(&other, &["sink.test"]);
+    let certs = vec![CertificateDer::from_pem_file(&cert).expect("cert")];
+    let key = PrivateKeyDer::from_pem_file(&key).expect("key");
+    let sink = SmtpSink::builder().tls_identity(certs, key).start().await;
+    (sink, cert, other_cert)
+}
+
+#[tokio::test]
+async fn verify_accepts_a_certificate_under_the_trusted_ca_file_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sink, trusted, other) = sink_with_known_certificate(dir.path()).await;
+    let mut verified = settings(TlsPolicy::Verify);
+    verified.trust = Some(verifying_tls_config(Some(&trusted)).expect("CA file"));
+    let mut client = SmtpClient::connect(sink.addr(), "sink.test", &verified)
+        .await
+        .expect("a certificate under the trusted CA file");
+    assert!(client.tls_version().is_some());
+    client
+        .send(&envelope(&["a@sink.test"]), &[0], MESSAGE)
+        .await
+        .expect("send");
+    // The right certificate for another name does not verify.
+    let err = SmtpClient::connect(sink.addr(), "other.test", &verified)
+        .await
+        .expect_err("wrong host name");
+    assert!(matches!(err, ClientError::TlsRequired { .. }), "{err}");
+    assert!(!err.is_tls_failure(), "no plain-text fallback");
+    // Another CA, or the system's CAs (the sink's certificate is its own).
+    let mut wrong = settings(TlsPolicy::Verify);
+    wrong.trust = Some(verifying_tls_config(Some(&other)).expect("other CA file"));
+    for settings in [wrong, settings(TlsPolicy::Verify)] {
+        let err = SmtpClient::connect(sink.addr(), "sink.test", &settings)
+            .await
+            .expect_err("untrusted certificate");
+        assert!(matches!(err, ClientError::TlsRequired { .. }), "{err}");
+        assert_eq!(err.reply().status, Some(Status(4, 7, 10)));
+    }
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "nothing sent without verification"
+    );
+}
+
+#[test]
+fn a_missing_or_empty_ca_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.pem");
+    let err = verifying_tls_config(Some(&missing)).expect_err("missing");
+    assert!(err.contains("missing.pem"), "{err}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").expect("write");
+    let err = verifying_tls_config(Some(&empty)).expect_err("empty");
+    assert!(err.contains("no usable CA certificate"), "{err}");
 }

@@ -25,6 +25,7 @@ fn policy(mode: TlsMode) -> TlsPolicy {
         TlsMode::None => TlsPolicy::None,
         TlsMode::Opportunistic => TlsPolicy::Opportunistic,
         TlsMode::Required => TlsPolicy::Required,
+        TlsMode::Verify => TlsPolicy::Verify,
     }
 }
 
@@ -43,6 +44,7 @@ pub(crate) async fn connect(
         data_timeout: delivery.data_timeout,
         prefer_chunking: true,
         local_addr: None,
+        trust: None,
     };
     // (address to connect to, host name for TLS and logs)
     let mut candidates: Vec<(SocketAddr, String)> = Vec::new();
@@ -57,6 +59,22 @@ pub(crate) async fn connect(
                 });
             };
             settings.tls = policy(route.tls);
+            if route.tls == TlsMode::Verify {
+                settings.trust = Some(
+                    crate::verifying_tls_config(route.ca_file.as_deref()).map_err(|reason| {
+                        tracing::error!(route = index, %reason, "cannot set up TLS verification");
+                        ConnectFailure {
+                            reply: Reply::new(
+                                451,
+                                Some(Status(4, 7, 5)),
+                                format!("TLS verification cannot be set up: {reason}"),
+                            ),
+                            permanent: false,
+                            remote: Some(relay.to_string()),
+                        }
+                    })?,
+                );
+            }
             settings.auth = route.auth_username.clone().zip(route.auth_password.clone());
             let addrs = match relay.host.parse::<IpAddr>() {
                 Ok(ip) => vec![ip],

@@ -203,9 +203,9 @@ pub fn check_tls(policy: &str, tls_deliveries: Option<(u64, u64)>) -> ChecklistI
              red lock and bulk-sender rules expect TLS; use \"opportunistic\" (the default)."
                 .to_owned(),
         ),
-        "required" => (
+        "required" | "verify" => (
             CheckStatus::Ok,
-            "delivery.tls is \"required\": every delivery uses TLS.".to_owned(),
+            format!("delivery.tls is \"{policy}\": every delivery uses TLS."),
         ),
         _ => (
             CheckStatus::Ok,
