@@ -38,7 +38,7 @@ pub struct SmtpConfig {
     /// Largest message accepted, in bytes (advertised with SIZE). Written as
     /// a size: `"50MB"` (= 50 000 000, powers of 1000), `"50MiB"`
     /// (= 52 428 800, powers of 1024) or a plain number of bytes.
-    /// Default `"50MB"`.
+    /// Default `"50MB"`; at most `"1GiB"`.
     #[serde(deserialize_with = "de::size")]
     pub max_message_size: u64,
     /// PEM certificate chain for STARTTLS and implicit TLS. Empty or absent:

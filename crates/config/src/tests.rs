@@ -425,6 +425,11 @@ fn semantic_errors_name_their_key() {
         "greater than 0",
     );
     refused(
+        "[smtp]\nmax_message_size = \"2GiB\"\n",
+        "smtp.max_message_size",
+        "at most 1GiB",
+    );
+    refused(
         "[smtp]\nmax_errors = 0\n",
         "smtp.max_errors",
         "greater than 0",

@@ -12,6 +12,9 @@ use std::time::Duration;
 use crate::units::format_duration;
 use crate::{Config, ConfigError, DeliveryConfig, Source, TlsMode, WebhooksConfig, is_host_name};
 
+/// The largest `smtp.max_message_size` allowed.
+const MAX_MESSAGE_SIZE: u64 = 1024 * 1024 * 1024;
+
 /// Validates `config` in place, normalizing the values that have a stored
 /// form. Stops at the first problem.
 pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigError> {
@@ -107,6 +110,11 @@ fn check_smtp(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigErro
         ("auth_max_failures", u64::from(smtp.auth_max_failures)),
     ];
     positive_counts("smtp", &counts, source)?;
+    // A message is one spool record, and a spool segment never grows past
+    // 4 GiB; a bound far below that keeps every accepted message storable.
+    if smtp.max_message_size > MAX_MESSAGE_SIZE {
+        return Err(source.invalid("smtp.max_message_size", "must be at most 1GiB"));
+    }
     positive_durations(
         "smtp",
         &[
