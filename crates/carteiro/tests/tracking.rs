@@ -9,8 +9,8 @@
 mod common;
 
 use common::dkim::{dkimpy_verify, records};
-use common::http::{Answer, curl, send_message, sending_account};
-use common::{Server, Setup, WAIT, python_json, run};
+use common::http::{Answer, send_message, sending_account, wait_events};
+use common::{Server, Setup, python_json, run};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -129,43 +129,6 @@ async fn fetch(url: &str) -> (u16, String, String, usize) {
         fields[2].to_string(),
         fields[3].parse().unwrap_or(0),
     )
-}
-
-/// Polls the message's record until it has `count` events of `kind`;
-/// returns those events.
-async fn wait_events(server: &Server, key: &str, id: &str, kind: &str, count: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let answer = curl(
-            server,
-            "GET",
-            &format!("/api/v1/messages/{id}"),
-            Some(key),
-            None,
-        )
-        .await;
-        let found: Vec<Value> = answer.body["events"]
-            .as_array()
-            .map(|events| {
-                events
-                    .iter()
-                    .filter(|e| e["type"] == kind)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        if found.len() >= count {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{id}: {} {kind} events, not {count}: {}\n{}",
-            found.len(),
-            answer.body,
-            server.log()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

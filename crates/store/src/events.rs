@@ -207,6 +207,18 @@ impl EventRecord {
     }
 }
 
+/// `AND e.kind IN ($first, …)` for `kinds` (nothing when empty: every
+/// kind), to bind the kinds' names after the query's other parameters.
+pub(crate) fn kind_filter(kinds: &[EventKind], first: usize) -> String {
+    if kinds.is_empty() {
+        return String::new();
+    }
+    let placeholders: Vec<String> = (0..kinds.len())
+        .map(|i| format!("${}", first + i))
+        .collect();
+    format!(" AND e.kind IN ({})", placeholders.join(", "))
+}
+
 /// Reads back a JSON column.
 pub(crate) fn parse_json(text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text)
@@ -256,16 +268,12 @@ impl Store {
         let min_id = after_id
             .map_or(i64::MIN, |id| id.saturating_add(1))
             .max(since_id);
-        let mut sql = format!(
+        let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events e \
-             WHERE e.account_id = $1 AND e.id >= $2 AND e.timestamp_ms >= $3"
+             WHERE e.account_id = $1 AND e.id >= $2 AND e.timestamp_ms >= $3{} \
+             ORDER BY e.id LIMIT $4",
+            kind_filter(kinds, 5)
         );
-        if !kinds.is_empty() {
-            let placeholders: Vec<String> =
-                (0..kinds.len()).map(|i| format!("${}", i + 5)).collect();
-            sql.push_str(&format!(" AND e.kind IN ({})", placeholders.join(", ")));
-        }
-        sql.push_str(" ORDER BY e.id LIMIT $4");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(account_id)
             .bind(min_id)

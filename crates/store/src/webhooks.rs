@@ -22,7 +22,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::{StoreError, is_foreign_key_violation};
-use crate::events::{EVENT_COLUMNS, EVENT_IDS_PER_MS, EventKind, account_name};
+use crate::events::{EVENT_COLUMNS, EVENT_IDS_PER_MS, EventKind, account_name, kind_filter};
 use crate::store::{Store, now_unix_ms};
 
 /// What every signing secret starts with.
@@ -200,17 +200,6 @@ fn generate_secret() -> Result<String, StoreError> {
         secret.push_str(&format!("{b:02x}"));
     }
     Ok(secret)
-}
-
-/// `AND e.kind IN ($first, …)` for `kinds` (nothing when empty: every kind).
-fn kind_filter(kinds: &[EventKind], first: usize) -> String {
-    if kinds.is_empty() {
-        return String::new();
-    }
-    let placeholders: Vec<String> = (0..kinds.len())
-        .map(|i| format!("${}", first + i))
-        .collect();
-    format!(" AND e.kind IN ({})", placeholders.join(", "))
 }
 
 /// At most `max` characters of `text`.

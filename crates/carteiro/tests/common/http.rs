@@ -51,8 +51,47 @@ pub async fn api_key(server: &Server, account: &str) -> String {
         .to_string()
 }
 
-/// Polls GET /api/v1/messages/{id} until an event of `kind` shows up.
+/// Polls GET /api/v1/messages/{id} until an event of `kind` shows up;
+/// returns the message.
 pub async fn wait_event(server: &Server, key: &str, id: &str, kind: &str) -> Value {
+    wait_message_events(server, key, id, kind, 1).await
+}
+
+/// Polls the message's record until it has `count` events of `kind`;
+/// returns those events.
+pub async fn wait_events(
+    server: &Server,
+    key: &str,
+    id: &str,
+    kind: &str,
+    count: usize,
+) -> Vec<Value> {
+    events_of(
+        &wait_message_events(server, key, id, kind, count).await,
+        kind,
+    )
+}
+
+fn events_of(message: &Value, kind: &str) -> Vec<Value> {
+    message["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter(|e| e["type"] == kind)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_message_events(
+    server: &Server,
+    key: &str,
+    id: &str,
+    kind: &str,
+    count: usize,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let answer = curl(
@@ -63,16 +102,13 @@ pub async fn wait_event(server: &Server, key: &str, id: &str, kind: &str) -> Val
             None,
         )
         .await;
-        if answer.status == 200
-            && answer.body["events"]
-                .as_array()
-                .is_some_and(|events| events.iter().any(|e| e["type"] == kind))
-        {
+        let found = events_of(&answer.body, kind).len();
+        if answer.status == 200 && found >= count {
             return answer.body;
         }
         assert!(
             Instant::now() < deadline,
-            "no {kind} event for {id}: {} {}\n{}",
+            "{id}: {found} {kind} events, not {count}: {} {}\n{}",
             answer.status,
             answer.body,
             server.log()
