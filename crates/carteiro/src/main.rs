@@ -2,21 +2,13 @@
 //! Business logic lives in the library crates; this crate knows about
 //! processes, signals, the configuration file and the data directory layout.
 
-mod api;
 mod cli;
 mod commands;
 mod control;
-mod handler;
-mod inbound;
-mod intake;
 mod layout;
 mod logging;
 mod metrics;
-mod sending;
 mod serve;
-mod suppress;
-mod tracking;
-mod webhooks;
 
 use clap::Parser;
 use cli::{Cli, Command};

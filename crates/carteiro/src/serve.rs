@@ -2,20 +2,18 @@
 //! starts delivery, the SMTP listeners and the control socket, and stops
 //! them in order on SIGTERM or SIGINT.
 
-use crate::api::ApiSubmitter;
 use crate::control;
-use crate::handler::CarteiroHandler;
-use crate::inbound::Inbound;
-use crate::intake::{Intake, StoreEvents};
 use crate::layout::DataDir;
-use crate::sending::{SendingPolicy, Signers};
-use crate::suppress::Suppressions;
-use crate::tracking::Tracker;
 use anyhow::Context;
 use carteiro_config::Config;
 use carteiro_delivery::Resolver;
+use carteiro_mail::clock::{Clock, SystemClock};
 use carteiro_mail::verp::TokenKey;
 use carteiro_queue::{Interner, QueuedMessage};
+use carteiro_service::{
+    ApiSubmitter, Inbound, Intake, Recorder, SendingPolicy, Signers, SmtpHandler, StoreEvents,
+    Suppressions, Tracker,
+};
 use carteiro_smtp_server::{AccountRef, Role, ServerContext, tls};
 use carteiro_spool::{Spool, SpoolOptions};
 use carteiro_store::{EventWriter, Store};
@@ -72,11 +70,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let suppressions = Suppressions::load(store.clone())
         .await
         .context("cannot load the suppression lists")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let recorder = Recorder::new(events.clone(), Arc::clone(&suppressions));
     let (engine, engine_task) = carteiro_delivery::engine::start(
         Arc::clone(&config),
         spool.clone(),
         resolver,
-        Arc::new(StoreEvents::new(events.clone(), Arc::clone(&suppressions))),
+        Arc::new(StoreEvents::new(recorder.clone())),
         Arc::clone(&tokens),
         recovered,
     );
@@ -87,7 +87,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let suppressions_task = suppressions.spawn_refresh(stop_rx.clone());
     // Webhooks read the event log on their own tasks, off the mail path.
     let (webhooks, webhooks_task) =
-        crate::webhooks::start(store.clone(), &config.webhooks, stop_rx.clone())
+        carteiro_service::webhooks::start(store.clone(), &config.webhooks, stop_rx.clone())
             .context("cannot start the webhook dispatcher")?;
     let intake = Arc::new(Intake::new(
         SendingPolicy::new(Arc::clone(&config), Arc::clone(&signers), store.clone()),
@@ -102,18 +102,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Arc::clone(&tokens),
         signers,
         store.clone(),
-        events.clone(),
-        suppressions,
+        recorder,
+        Arc::clone(&clock),
     ));
 
-    let handler = CarteiroHandler::new(
+    let handler = SmtpHandler::new(
         store.clone(),
         Arc::clone(&intake),
         Arc::clone(&inbound),
-        AccountRef {
-            id: default_account.id,
-            name: default_account.name.into(),
-        },
+        AccountRef::new(default_account.id, default_account.name),
     );
     let ctx = ServerContext::new(Arc::clone(&config), Some(tls_config), handler);
 
@@ -147,6 +144,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 Arc::clone(&tokens),
                 store.clone(),
                 events.clone(),
+                Arc::clone(&clock),
             )),
             config.hostname.clone(),
             config.smtp.max_message_size,

@@ -26,7 +26,7 @@ impl<S: Submitter> FromRequestParts<ApiState<S>> for Caller {
         match state.store.verify_api_key(key).await {
             Ok(Some(account)) => Ok(Caller(AccountRef {
                 id: account.id,
-                name: account.name,
+                name: account.name.into(),
             })),
             Ok(None) => Err(ApiError::InvalidKey),
             Err(error) => Err(ApiError::internal("checking an api key", error)),

@@ -8,14 +8,7 @@ use std::future::Future;
 
 use carteiro_mail::MessageId;
 
-/// The account a request acts for (the API key's account).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountRef {
-    /// Database id.
-    pub id: i64,
-    /// Lowercase account name.
-    pub name: String,
-}
+pub use carteiro_mail::AccountRef;
 
 /// A composed message ready to be sent.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,11 +3,13 @@
 //! transforms that build whole messages (delivery status notifications,
 //! trace headers).
 //!
-//! This crate does no I/O: everything here works on plain values, so the SMTP
+//! This crate does no I/O (reading the wall clock aside, in `clock`): everything here works on plain values, so the SMTP
 //! server, the spool, the queue and delivery can share one definition of each.
 
+pub mod account;
 pub mod address;
 pub mod bounce;
+pub mod clock;
 pub mod compose;
 pub mod dkim;
 pub mod dns_records;
@@ -21,6 +23,7 @@ pub mod trace;
 pub mod tracking;
 pub mod verp;
 
+pub use account::AccountRef;
 pub use address::{domain_of, format_path, split_address};
 pub use envelope::{BodyType, Envelope, Notify, Recipient, Ret};
 pub use id::MessageId;

@@ -7,15 +7,10 @@ use bytes::Bytes;
 use carteiro_mail::{Envelope, MessageId, Reply};
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Arc;
+
 use std::time::SystemTime;
 
-/// The account a message or a login belongs to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountRef {
-    pub id: i64,
-    pub name: Arc<str>,
-}
+pub use carteiro_mail::AccountRef;
 
 /// The result of checking a username and password.
 #[derive(Clone, Debug, PartialEq, Eq)]

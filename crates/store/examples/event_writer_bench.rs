@@ -16,7 +16,10 @@
 use std::time::{Duration, Instant};
 
 use carteiro_mail::MessageId;
-use carteiro_store::{EventKind, EventWriter, MessageSource, NewEvent, NewMessage, Store};
+use carteiro_store::{
+    DeliveryDetails, EventDetails, EventKind, EventWriter, MessageSource, NewEvent, NewMessage,
+    ReceivedDetails, Store,
+};
 
 /// User plus system CPU time of this process so far (Linux), if readable.
 fn cpu_time() -> Option<Duration> {
@@ -28,13 +31,7 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-fn event(
-    account_id: i64,
-    id: &str,
-    kind: EventKind,
-    ms: i64,
-    details: serde_json::Value,
-) -> NewEvent {
+fn event(account_id: i64, id: &str, kind: EventKind, ms: i64, details: EventDetails) -> NewEvent {
     NewEvent {
         account_id,
         message_id: id.to_owned(),
@@ -89,11 +86,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &ids[i],
             EventKind::Delivered,
             now_ms + 50,
-            serde_json::json!({
-                "remote_host": "mx1.example.net",
-                "remote_ip": "192.0.2.25",
-                "reply": "250 2.0.0 Ok: queued as 4ZxY1k2Lmz",
-                "attempt": 1
+            EventDetails::Delivery(DeliveryDetails {
+                attempt: 1,
+                remote_host: Some("mx1.example.net[192.0.2.25]:25".to_owned()),
+                mx: Some("mx1.example.net".to_owned()),
+                reply: Some("250 2.0.0 Ok: queued as 4ZxY1k2Lmz".to_owned()),
+                reply_code: Some(250),
+                status: Some("2.0.0".to_owned()),
+                ..DeliveryDetails::default()
             }),
         )
     };
@@ -123,7 +123,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             id,
             EventKind::Received,
             now_ms,
-            serde_json::json!({"size": 4096, "source": "smtp"}),
+            EventDetails::Received(ReceivedDetails {
+                smtp: None,
+                source: "smtp".to_owned(),
+                size: 4096,
+                dkim_domain: None,
+            }),
         ));
         if i >= lag {
             send_event(delivered(i - lag));

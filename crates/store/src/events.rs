@@ -14,6 +14,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::{StoreError, UnknownValue};
+use crate::event_details::EventDetails;
 use crate::store::Store;
 
 /// Event ids are at least this many times the commit time in milliseconds
@@ -165,8 +166,8 @@ pub struct NewEvent {
     /// When it happened, unix milliseconds.
     pub timestamp_ms: i64,
     /// Kind-specific details (remote host and reply, attempt, bounce class,
-    /// URL, ...): an object, or `Null` for none.
-    pub details: serde_json::Value,
+    /// URL, ...).
+    pub details: EventDetails,
 }
 
 /// A recorded event.

@@ -32,6 +32,7 @@ mod credentials;
 mod domains;
 mod error;
 mod event_batch;
+mod event_details;
 mod event_writer;
 mod events;
 mod generation;
@@ -49,6 +50,10 @@ pub use api_keys::ApiKey;
 pub use credentials::Credential;
 pub use domains::{DkimAlgorithm, DkimKey, Domain, NewDkimKey};
 pub use error::{StoreError, UnknownValue};
+pub use event_details::{
+    BounceReportDetails, ComplaintDetails, DeliveryDetails, EngagementDetails, EventDetails,
+    ReceivedDetails, SmtpClientDetails, SuppressedDetails, UnsubscribeDetails,
+};
 pub use event_writer::{DEFAULT_LINGER, EventWriter, MAX_BATCH};
 pub use events::{EventKind, EventRecord, MAX_EVENTS_PAGE, NewEvent, RECIPIENT_STATES};
 pub use messages::{

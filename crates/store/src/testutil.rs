@@ -43,7 +43,8 @@ pub(crate) fn new_message(
     }
 }
 
-/// An event at `ms`, with the kind in its details so tests can tell events apart.
+/// An event at `ms`, with the kind in its details so tests can tell events
+/// apart (see [`details_naming`]).
 pub(crate) fn new_event(
     account_id: i64,
     message_id: &str,
@@ -57,8 +58,15 @@ pub(crate) fn new_event(
         recipient: recipient.map(str::to_owned),
         kind,
         timestamp_ms: ms,
-        details: serde_json::json!({"what": kind.as_str()}),
+        details: details_naming(kind),
     }
+}
+
+/// Details that name `kind`, for tests that tell events apart by them.
+pub(crate) fn details_naming(kind: crate::EventKind) -> crate::EventDetails {
+    crate::EventDetails::Suppressed(crate::SuppressedDetails {
+        reason: kind.as_str().to_owned(),
+    })
 }
 
 /// A base time for the tests: 2025-01-01T00:00:00Z in milliseconds.

@@ -30,7 +30,7 @@ use destination::{DestKey, Destination, Job};
 use series::{EngineMetrics, pending_of};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Fresh message bodies are kept in memory until their first attempt, up to
@@ -45,12 +45,7 @@ const MAX_IN_FLIGHT: usize = 50_000;
 /// How long a shutdown waits for attempts in flight to report.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use carteiro_mail::clock::now_millis;
 
 pub(crate) enum Command {
     Enqueue(QueuedMessage, Option<Bytes>),

@@ -140,7 +140,7 @@ impl Submitter for TestSubmitter {
             recipient: None,
             kind: EventKind::Received,
             timestamp_ms: now,
-            details: Value::Null,
+            details: carteiro_store::EventDetails::None,
         });
         self.submissions
             .lock()

@@ -2,7 +2,7 @@
 //! recipients and events; everything else is "message not found".
 
 use axum::http::StatusCode;
-use carteiro_store::{EventKind, NewEvent};
+use carteiro_store::{DeliveryDetails, EventDetails, EventKind, NewEvent};
 use serde_json::{Value, json};
 
 use super::{Harness, assert_error, valid_request};
@@ -19,7 +19,7 @@ async fn a_message_shows_its_recipients_and_events_in_order() {
     let id = sent.json["id"].as_str().expect("id").to_owned();
     let submission = h.submitter.submissions().remove(0);
     let received_ms = i64::try_from(submission.id.timestamp_millis()).expect("ms");
-    let event = |recipient: &str, kind, ms, details: Value| NewEvent {
+    let event = |recipient: &str, kind, ms, details: EventDetails| NewEvent {
         account_id: h.account_id,
         message_id: id.clone(),
         recipient: Some(recipient.to_owned()),
@@ -31,13 +31,22 @@ async fn a_message_shows_its_recipients_and_events_in_order() {
         "alice@example.org",
         EventKind::Delivered,
         received_ms + 1500,
-        json!({"remote_host": "mx.example.org", "reply": "250 2.0.0 ok"}),
+        EventDetails::Delivery(DeliveryDetails {
+            attempt: 1,
+            remote_host: Some("mx.example.org".into()),
+            reply: Some("250 2.0.0 ok".into()),
+            ..DeliveryDetails::default()
+        }),
     ));
     h.writer.event(event(
         "bob@example.net",
         EventKind::Deferred,
         received_ms + 2500,
-        json!({"attempt": 1, "reply": "451 4.7.1 try later"}),
+        EventDetails::Delivery(DeliveryDetails {
+            attempt: 1,
+            reply: Some("451 4.7.1 try later".into()),
+            ..DeliveryDetails::default()
+        }),
     ));
     h.writer.flush().await;
 
@@ -86,7 +95,8 @@ async fn a_message_shows_its_recipients_and_events_in_order() {
             "id": ids[1].to_string(), "type": "delivered",
             "timestamp": format_timestamp(received_ms + 1500), "account": "acme",
             "message_id": id, "recipient": "alice@example.org",
-            "details": {"remote_host": "mx.example.org", "reply": "250 2.0.0 ok"},
+            "details": {"attempt": 1, "remote_host": "mx.example.org", "mx": null,
+                        "reply": "250 2.0.0 ok", "reply_code": null, "status": null},
         })
     );
     assert_eq!(events[0]["recipient"], Value::Null);

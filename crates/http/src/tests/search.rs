@@ -59,7 +59,7 @@ fn new_event(
         recipient: recipient.map(str::to_owned),
         kind,
         timestamp_ms: ms,
-        details: Value::Null,
+        details: carteiro_store::EventDetails::None,
     }
 }
 

@@ -47,10 +47,7 @@ async fn a_valid_message_is_accepted_composed_and_submitted() {
     assert_eq!(submissions.len(), 1);
     let s = &submissions[0];
     assert_eq!(s.id.to_string(), id);
-    assert_eq!(
-        (s.account.id, s.account.name.as_str()),
-        (h.account_id, "acme")
-    );
+    assert_eq!((s.account.id, &*s.account.name), (h.account_id, "acme"));
     assert_eq!(s.envelope_from, "news@shop.example");
     assert_eq!(s.recipients, addresses);
     assert_eq!(s.header_message_id, format!("<{id}@relay.carteiro.test>"));

@@ -3,7 +3,10 @@
 //! the parameter.
 
 use axum::http::StatusCode;
-use carteiro_store::{EventKind, MessageSource, NewEvent, NewMessage};
+use carteiro_store::{
+    DeliveryDetails, EngagementDetails, EventDetails, EventKind, MessageSource, NewEvent,
+    NewMessage,
+};
 use serde_json::{Value, json};
 
 use super::{Harness, assert_error};
@@ -21,7 +24,7 @@ async fn record(
     tags: &[&str],
     to: &str,
     ms: i64,
-    events: &[(EventKind, i64, Value)],
+    events: &[(EventKind, i64, EventDetails)],
 ) {
     let id = carteiro_mail::MessageId((u128::try_from(ms).expect("ms") << 80) | n).to_string();
     h.writer.message(NewMessage {
@@ -51,10 +54,27 @@ async fn record(
     h.writer.flush().await;
 }
 
+/// A delivery's details naming the MX host reached.
+fn mx(host: &str) -> EventDetails {
+    EventDetails::Delivery(DeliveryDetails {
+        mx: Some(host.to_owned()),
+        ..DeliveryDetails::default()
+    })
+}
+
+/// An open's details.
+fn engaged(unique: bool) -> EventDetails {
+    EventDetails::Engagement(EngagementDetails {
+        unique,
+        machine: Some(false),
+        ..EngagementDetails::default()
+    })
+}
+
 /// Three messages on 2026-11-26: one delivered (in hour 9) and opened twice,
 /// one bounced (hour 11), both tagged; one delivered, untagged.
 async fn three_messages(h: &Harness) {
-    let google = json!({"mx": "aspmx.l.google.com"});
+    let google = mx("aspmx.l.google.com");
     let at = MIDNIGHT + 9 * HOUR_MS;
     record(
         h,
@@ -64,10 +84,10 @@ async fn three_messages(h: &Harness) {
         "a@gmail.com",
         at,
         &[
-            (EventKind::Received, 0, json!({})),
+            (EventKind::Received, 0, EventDetails::None),
             (EventKind::Delivered, 10, google.clone()),
-            (EventKind::Opened, HOUR_MS, json!({"unique": true})),
-            (EventKind::Opened, HOUR_MS + 1, json!({"unique": false})),
+            (EventKind::Opened, HOUR_MS, engaged(true)),
+            (EventKind::Opened, HOUR_MS + 1, engaged(false)),
         ],
     )
     .await;
@@ -79,8 +99,8 @@ async fn three_messages(h: &Harness) {
         "b@corp.example",
         at + 2 * HOUR_MS,
         &[
-            (EventKind::Received, 0, json!({})),
-            (EventKind::Bounced, 10, json!({"mx": "mx.corp.example"})),
+            (EventKind::Received, 0, EventDetails::None),
+            (EventKind::Bounced, 10, mx("mx.corp.example")),
         ],
     )
     .await;
@@ -92,7 +112,7 @@ async fn three_messages(h: &Harness) {
         "c@gmail.com",
         at,
         &[
-            (EventKind::Received, 0, json!({})),
+            (EventKind::Received, 0, EventDetails::None),
             (EventKind::Delivered, 10, google),
         ],
     )

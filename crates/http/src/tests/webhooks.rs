@@ -223,7 +223,7 @@ async fn the_backlog_counts_wanted_events_after_creation() {
         recipient: Some("r@x.test".to_owned()),
         kind,
         timestamp_ms: 1_795_685_400_000,
-        details: Value::Null,
+        details: carteiro_store::EventDetails::None,
     };
     h.writer.event(event(EventKind::Delivered));
     h.writer.flush().await;

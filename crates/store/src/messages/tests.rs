@@ -67,7 +67,10 @@ async fn a_message_reads_back_with_recipients_and_events_in_order() {
     assert_eq!(delivered.message_id, id);
     assert_eq!(delivered.recipient.as_deref(), Some("A@X.test"));
     assert_eq!(delivered.timestamp_ms, T0 + 5);
-    assert_eq!(delivered.details, serde_json::json!({"what": "delivered"}));
+    assert_eq!(
+        delivered.details,
+        serde_json::json!({"reason": "delivered"})
+    );
 
     // Null metadata and no subject round-trip too.
     let bare_id = message_id(T0 + 1, 2);

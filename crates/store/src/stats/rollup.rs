@@ -144,11 +144,7 @@ impl StatsMemory {
 /// The counter columns an event adds one to (in [`COLUMNS`] order), or none
 /// for kinds that are not counted (deleted, held, rejected).
 fn columns_of(event: &NewEvent) -> &'static [usize] {
-    let unique = event
-        .details
-        .get("unique")
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
+    let unique = event.details.is_unique();
     match event.kind {
         EventKind::Received => &[0],
         EventKind::Delivered => &[1],
@@ -177,11 +173,7 @@ fn recipient_domain(event: &NewEvent) -> String {
 
 /// The MX host a delivery event's details name, if any.
 fn mx_of(event: &NewEvent) -> Option<&str> {
-    event
-        .details
-        .get("mx")
-        .and_then(serde_json::Value::as_str)
-        .filter(|mx| !mx.is_empty())
+    event.details.mx()
 }
 
 type Counts = [i64; COLUMNS.len()];

@@ -3,11 +3,11 @@
 //! (which remembers them), the tag and domain filters, grouping, and days as
 //! sums of hours. An ignored test measures a query beside millions of events.
 
-use serde_json::json;
-
 use super::*;
 use crate::testutil::{T0, message_id, new_event, new_message, record, temp_store};
-use crate::{EventKind, EventWriter, NewEvent, NewMessage};
+use crate::{
+    DeliveryDetails, EngagementDetails, EventDetails, EventKind, EventWriter, NewEvent, NewMessage,
+};
 
 const HOUR_MS: i64 = HOUR_SECONDS * 1000;
 
@@ -17,12 +17,28 @@ fn event(
     recipient: &str,
     kind: EventKind,
     ms: i64,
-    details: serde_json::Value,
+    details: EventDetails,
 ) -> NewEvent {
     NewEvent {
         details,
         ..new_event(account_id, id, Some(recipient), kind, ms)
     }
+}
+
+/// A delivery event's details naming the MX host reached.
+fn mx_details(mx: &str) -> EventDetails {
+    EventDetails::Delivery(DeliveryDetails {
+        mx: Some(mx.to_owned()),
+        ..Default::default()
+    })
+}
+
+/// An open's or click's details.
+fn engaged(unique: bool) -> EventDetails {
+    EventDetails::Engagement(EngagementDetails {
+        unique,
+        ..Default::default()
+    })
 }
 
 fn filter(since_ms: i64, until_ms: i64, bucket_seconds: i64) -> StatsFilter {
@@ -68,7 +84,7 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "x@gmail.com",
             EventKind::Received,
             T0,
-            json!({}),
+            EventDetails::None,
         ),
         event(
             a,
@@ -76,12 +92,19 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "y@corp.test",
             EventKind::Received,
             T0,
-            json!({}),
+            EventDetails::None,
         ),
-        event(a, &plain, "z@gmail.com", EventKind::Received, T0, json!({})),
+        event(
+            a,
+            &plain,
+            "z@gmail.com",
+            EventKind::Received,
+            T0,
+            EventDetails::None,
+        ),
     ];
     write.batch(&messages, &received).await;
-    let google = json!({"mx": "gmail-smtp-in.l.google.com"});
+    let google = mx_details("gmail-smtp-in.l.google.com");
     let attempts = [
         event(
             a,
@@ -97,7 +120,7 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "y@corp.test",
             EventKind::Deferred,
             T0 + 10,
-            json!({"mx": "mx1.corp.test"}),
+            mx_details("mx1.corp.test"),
         ),
         event(
             a,
@@ -118,7 +141,7 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "y@corp.test",
             EventKind::Bounced,
             later,
-            json!({"mx": "mx2.corp.test"}),
+            mx_details("mx2.corp.test"),
         ),
         event(
             a,
@@ -137,7 +160,7 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "x@gmail.com",
             EventKind::Opened,
             later,
-            json!({"unique": true}),
+            engaged(true),
         ),
         event(
             a,
@@ -145,7 +168,7 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "x@gmail.com",
             EventKind::Opened,
             later + 1,
-            json!({"unique": false}),
+            engaged(false),
         ),
         event(
             a,
@@ -153,7 +176,7 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "z@gmail.com",
             EventKind::Opened,
             later,
-            json!({"unique": true}),
+            engaged(true),
         ),
         event(
             a,
@@ -161,7 +184,11 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "x@gmail.com",
             EventKind::Clicked,
             later,
-            json!({"unique": true, "url": "https://shop.test/"}),
+            EventDetails::Engagement(EngagementDetails {
+                unique: true,
+                url: Some("https://shop.test/".into()),
+                ..Default::default()
+            }),
         ),
         event(
             a,
@@ -169,7 +196,7 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "z@gmail.com",
             EventKind::Clicked,
             later,
-            json!({}),
+            EventDetails::None,
         ),
         event(
             a,
@@ -177,7 +204,7 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "x@gmail.com",
             EventKind::Unsubscribed,
             later,
-            json!({}),
+            EventDetails::None,
         ),
         event(
             a,
@@ -185,7 +212,7 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "z@gmail.com",
             EventKind::Complained,
             later,
-            json!({}),
+            EventDetails::None,
         ),
         // Not counted.
         event(
@@ -194,7 +221,7 @@ async fn two_messages(store: &Store, write: &mut impl AsyncBatch) -> i64 {
             "z@gmail.com",
             EventKind::Deleted,
             later,
-            json!({}),
+            EventDetails::None,
         ),
     ];
     write.batch(&[], &engagement).await;
@@ -434,7 +461,7 @@ async fn a_later_message_to_a_known_domain_counts_under_its_provider() {
             "w@GMAIL.com",
             EventKind::Received,
             at,
-            json!({}),
+            EventDetails::None,
         )],
     )
     .await;
@@ -499,18 +526,18 @@ async fn stats_stay_fast_with_millions_of_events() {
             ..new_message(acme.id, &id, at, &[recipient.as_str()], &message_tags)
         });
         let mut events = vec![
-            (EventKind::Received, json!({})),
+            (EventKind::Received, EventDetails::None),
             match i % 10 {
-                0 => (EventKind::Bounced, json!({"mx": mx})),
-                1 => (EventKind::Deferred, json!({"mx": mx})),
-                _ => (EventKind::Delivered, json!({"mx": mx})),
+                0 => (EventKind::Bounced, mx_details(&mx)),
+                1 => (EventKind::Deferred, mx_details(&mx)),
+                _ => (EventKind::Delivered, mx_details(&mx)),
             },
         ];
         if i % 2 == 0 {
-            events.push((EventKind::Opened, json!({"unique": true})));
+            events.push((EventKind::Opened, engaged(true)));
         }
         if i % 4 == 0 {
-            events.push((EventKind::Clicked, json!({"unique": true})));
+            events.push((EventKind::Clicked, engaged(true)));
         }
         for (k, (kind, details)) in events.into_iter().enumerate() {
             writer.event(event(

@@ -5,15 +5,17 @@
 //! address itself is at fault, a suppression entry. Nothing here is ever
 //! relayed: these messages are processed and dropped.
 
+use crate::outcome::Recorder;
 use crate::sending::Signers;
-use crate::suppress::Suppressions;
 use carteiro_config::Config;
-use carteiro_delivery::engine::now_millis;
 use carteiro_mail::bounce::{ParsedReport, ReportKind, parse_report};
+use carteiro_mail::clock::Clock;
 use carteiro_mail::verp::{Purpose, TokenKey};
 use carteiro_mail::{MessageId, Reply, split_address};
-use carteiro_store::{EventKind, EventWriter, NewEvent, Store, SuppressionReason};
-use serde_json::json;
+use carteiro_store::{
+    BounceReportDetails, ComplaintDetails, EventDetails, EventKind, NewEvent, Store,
+    UnsubscribeDetails,
+};
 use std::sync::Arc;
 
 /// The local part that takes feedback-loop (ARF) reports.
@@ -32,8 +34,8 @@ pub struct Inbound {
     tokens: Arc<TokenKey>,
     signers: Arc<Signers>,
     store: Store,
-    events: EventWriter,
-    suppressions: Arc<Suppressions>,
+    recorder: Recorder,
+    clock: Arc<dyn Clock>,
 }
 
 impl Inbound {
@@ -42,17 +44,21 @@ impl Inbound {
         tokens: Arc<TokenKey>,
         signers: Arc<Signers>,
         store: Store,
-        events: EventWriter,
-        suppressions: Arc<Suppressions>,
+        recorder: Recorder,
+        clock: Arc<dyn Clock>,
     ) -> Inbound {
         Inbound {
             config,
             tokens,
             signers,
             store,
-            events,
-            suppressions,
+            recorder,
+            clock,
         }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_millis() as i64
     }
 
     /// Whether `domain` is one of ours: the host name, `smtp.local_domains`,
@@ -114,7 +120,7 @@ impl Inbound {
                 _ => {}
             }
         }
-        self.events.flush().await;
+        self.recorder.events().flush().await;
     }
 
     /// The account and address of recipient `rcpt` of message `id`.
@@ -161,34 +167,24 @@ impl Inbound {
             return;
         }
         let class = bounced.class;
-        self.events.event(NewEvent {
-            account_id,
-            message_id: id.to_string(),
-            recipient: Some(address.clone()),
-            kind: EventKind::Bounced,
-            timestamp_ms: now_millis() as i64,
-            details: json!({
-                "async": true,
-                "class": class.as_str(),
-                "status": bounced.status.map(|s| s.to_string()),
-                "reply": bounced.diagnostic,
-                "remote_host": bounced.remote_mta,
-                "reporting_mta": report.reporting_mta,
-            }),
-        });
         tracing::info!(message_id = %id, recipient = %address, class = class.as_str(), "bounce received");
-        if class.is_hard() {
-            self.suppressions
-                .add(
-                    account_id,
-                    &address,
-                    SuppressionReason::HardBounce,
-                    Some(&id.to_string()),
-                    bounced.diagnostic.as_deref(),
-                    "bounce",
-                )
-                .await;
-        }
+        self.recorder
+            .record_and_suppress(NewEvent {
+                account_id,
+                message_id: id.to_string(),
+                recipient: Some(address),
+                kind: EventKind::Bounced,
+                timestamp_ms: self.now(),
+                details: EventDetails::BounceReport(BounceReportDetails {
+                    is_async: true,
+                    class,
+                    status: bounced.status.map(|s| s.to_string()),
+                    reply: bounced.diagnostic.clone(),
+                    remote_host: bounced.remote_mta.clone(),
+                    reporting_mta: report.reporting_mta.clone(),
+                }),
+            })
+            .await;
     }
 
     async fn complaint(&self, report: Option<&ParsedReport>) {
@@ -269,28 +265,20 @@ impl Inbound {
         report: &ParsedReport,
     ) {
         let complaint = report.complaint.as_ref();
-        self.events.event(NewEvent {
-            account_id,
-            message_id: id.to_string(),
-            recipient: Some(address.to_string()),
-            kind: EventKind::Complained,
-            timestamp_ms: now_millis() as i64,
-            details: json!({
-                "feedback_type": complaint.map(|c| c.feedback_type.clone()),
-                "user_agent": complaint.and_then(|c| c.user_agent.clone()),
-                "reporting_mta": report.reporting_mta,
-            }),
-        });
         tracing::info!(message_id = %id, recipient = %address, "complaint received");
-        self.suppressions
-            .add(
+        self.recorder
+            .record_and_suppress(NewEvent {
                 account_id,
-                address,
-                SuppressionReason::Complaint,
-                Some(&id.to_string()),
-                complaint.map(|c| c.feedback_type.as_str()),
-                "complaint",
-            )
+                message_id: id.to_string(),
+                recipient: Some(address.to_string()),
+                kind: EventKind::Complained,
+                timestamp_ms: self.now(),
+                details: EventDetails::Complaint(ComplaintDetails {
+                    feedback_type: complaint.map(|c| c.feedback_type.clone()),
+                    user_agent: complaint.and_then(|c| c.user_agent.clone()),
+                    reporting_mta: report.reporting_mta.clone(),
+                }),
+            })
             .await;
     }
 
@@ -298,26 +286,20 @@ impl Inbound {
     /// mailto). Returns the address when the token named a real recipient.
     pub async fn unsubscribe(&self, id: MessageId, rcpt: u16, how: &str) -> Option<String> {
         let (account_id, address) = self.recipient(id, rcpt).await?;
-        self.events.event(NewEvent {
-            account_id,
-            message_id: id.to_string(),
-            recipient: Some(address.clone()),
-            kind: EventKind::Unsubscribed,
-            timestamp_ms: now_millis() as i64,
-            details: json!({ "method": how }),
-        });
         tracing::info!(message_id = %id, recipient = %address, how, "unsubscribed");
-        self.suppressions
-            .add(
+        self.recorder
+            .record_and_suppress(NewEvent {
                 account_id,
-                &address,
-                SuppressionReason::Unsubscribe,
-                Some(&id.to_string()),
-                Some(how),
-                "unsubscribe",
-            )
+                message_id: id.to_string(),
+                recipient: Some(address.clone()),
+                kind: EventKind::Unsubscribed,
+                timestamp_ms: self.now(),
+                details: EventDetails::Unsubscribe(UnsubscribeDetails {
+                    method: how.to_owned(),
+                }),
+            })
             .await;
-        self.events.flush().await;
+        self.recorder.events().flush().await;
         Some(address)
     }
 

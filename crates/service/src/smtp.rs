@@ -5,12 +5,11 @@
 
 use crate::inbound::Inbound;
 use crate::intake::{Incoming, Intake, IntakeError};
-use carteiro_delivery::engine::now_millis;
 use carteiro_mail::Reply;
+use carteiro_mail::clock::now_millis;
 use carteiro_smtp_server::{AccountRef, AuthOutcome, Handler, IncomingMessage};
 use carteiro_spool::SpoolError;
-use carteiro_store::{MessageSource, Store};
-use serde_json::json;
+use carteiro_store::{MessageSource, SmtpClientDetails, Store};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
@@ -21,7 +20,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 const AUTH_CACHE_TTL: Duration = Duration::from_secs(60);
 const AUTH_CACHE_MAX: usize = 10_000;
 
-pub struct CarteiroHandler {
+pub struct SmtpHandler {
     store: Store,
     intake: Arc<Intake>,
     inbound: Arc<Inbound>,
@@ -29,14 +28,14 @@ pub struct CarteiroHandler {
     auth_cache: AuthCache,
 }
 
-impl CarteiroHandler {
+impl SmtpHandler {
     pub fn new(
         store: Store,
         intake: Arc<Intake>,
         inbound: Arc<Inbound>,
         default_account: AccountRef,
-    ) -> CarteiroHandler {
-        CarteiroHandler {
+    ) -> SmtpHandler {
+        SmtpHandler {
             store,
             intake,
             inbound,
@@ -46,7 +45,7 @@ impl CarteiroHandler {
     }
 }
 
-impl Handler for CarteiroHandler {
+impl Handler for SmtpHandler {
     async fn authenticate(&self, username: &str, password: &str) -> AuthOutcome {
         if let Some(account) = self.auth_cache.get(username, password) {
             return AuthOutcome::Accepted(account);
@@ -114,12 +113,12 @@ impl Handler for CarteiroHandler {
             tags: Vec::new(),
             metadata: serde_json::Value::Null,
             received_at_ms,
-            details: json!({
-                "client_ip": message.client_ip.to_string(),
-                "helo": message.helo,
-                "tls": message.tls,
-                "auth_user": message.auth_user,
-                "listener": message.role.name(),
+            client: Some(SmtpClientDetails {
+                client_ip: message.client_ip.to_string(),
+                helo: message.helo,
+                tls: message.tls,
+                auth_user: message.auth_user,
+                listener: message.role.name().to_owned(),
             }),
             list_unsubscribe: None,
             track_opens: None,

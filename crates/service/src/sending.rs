@@ -6,14 +6,13 @@
 //! domain. Nothing is changed after signing.
 
 use crate::tracking::TrackingPlan;
-use anyhow::Context;
 use bytes::Bytes;
 use carteiro_config::Config;
 use carteiro_mail::dkim::{DkimAlgorithm, DomainSigner, SigningKeySpec};
 use carteiro_mail::headers::{self, HeaderSummary};
 use carteiro_mail::{MessageId, Reply, Status};
 use carteiro_smtp_server::AccountRef;
-use carteiro_store::Store;
+use carteiro_store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -43,7 +42,7 @@ pub struct Signers {
 }
 
 impl Signers {
-    pub async fn load(store: &Store) -> anyhow::Result<Arc<Signers>> {
+    pub async fn load(store: &Store) -> Result<Arc<Signers>, StoreError> {
         let signers = Arc::new(Signers {
             domains: RwLock::new(Arc::new(HashMap::new())),
             last_miss_reload: Mutex::new(None),
@@ -52,15 +51,21 @@ impl Signers {
         Ok(signers)
     }
 
-    async fn reload(&self, store: &Store) -> anyhow::Result<()> {
+    async fn reload(&self, store: &Store) -> Result<(), StoreError> {
         let mut map = HashMap::new();
         for domain in store.list_domains(None).await? {
-            let algorithms: Vec<DkimAlgorithm> = domain
+            let algorithms: Vec<DkimAlgorithm> = match domain
                 .keys
                 .iter()
                 .map(|key| key.algorithm.as_str().parse())
                 .collect::<Result<_, _>>()
-                .map_err(|e| anyhow::anyhow!("domain {}: {e}", domain.name))?;
+            {
+                Ok(algorithms) => algorithms,
+                Err(err) => {
+                    tracing::error!(domain = %domain.name, error = %err, "unknown DKIM algorithm; the domain will not sign");
+                    continue;
+                }
+            };
             let specs: Vec<SigningKeySpec<'_>> = domain
                 .keys
                 .iter()
@@ -362,8 +367,7 @@ impl SendingPolicy {
             Ok(Bytes::from(out))
         })
         .await
-        .context("signing task")
-        .map_err(|e| Refusal::Signing(e.to_string()))?
+        .map_err(|e| Refusal::Signing(format!("signing task: {e}")))?
         .map_err(Refusal::Signing)?;
         Ok(Prepared {
             body: signed,

@@ -11,12 +11,11 @@
 //! recipient's first (`unique` in the event's details) is kept in the store,
 //! so it survives restarts.
 
-use carteiro_delivery::engine::now_millis;
 use carteiro_mail::MessageId;
+use carteiro_mail::clock::Clock;
 use carteiro_mail::tracking::{Tracking, track_message};
 use carteiro_mail::verp::{Purpose, TokenKey};
-use carteiro_store::{Engagement, EventWriter, NewEvent, Store};
-use serde_json::json;
+use carteiro_store::{Engagement, EngagementDetails, EventDetails, EventWriter, NewEvent, Store};
 use std::sync::Arc;
 
 /// What tracking one message gets: made by the intake, applied by the
@@ -73,14 +72,21 @@ pub struct Tracker {
     tokens: Arc<TokenKey>,
     store: Store,
     events: EventWriter,
+    clock: Arc<dyn Clock>,
 }
 
 impl Tracker {
-    pub fn new(tokens: Arc<TokenKey>, store: Store, events: EventWriter) -> Tracker {
+    pub fn new(
+        tokens: Arc<TokenKey>,
+        store: Store,
+        events: EventWriter,
+        clock: Arc<dyn Clock>,
+    ) -> Tracker {
         Tracker {
             tokens,
             store,
             events,
+            clock,
         }
     }
 
@@ -128,7 +134,7 @@ impl Tracker {
                 return;
             }
         };
-        let now = now_millis() as i64;
+        let now = self.clock.now_millis() as i64;
         let unique = match self
             .store
             .first_engagement(account_id, &message_id, rcpt, kind, now)
@@ -140,10 +146,13 @@ impl Tracker {
                 false
             }
         };
-        let mut details = json!({ "user_agent": user_agent, "unique": unique });
-        if let (Some(url), Some(object)) = (url, details.as_object_mut()) {
-            object.insert("url".into(), json!(url));
-        }
+        let machine = (kind == Engagement::Opened).then(|| is_machine_open(user_agent));
+        let details = EventDetails::Engagement(EngagementDetails {
+            user_agent: user_agent.map(str::to_owned),
+            unique,
+            machine,
+            url: url.map(str::to_owned),
+        });
         tracing::debug!(%message_id, recipient = %address, kind = kind.event_kind().as_str(), unique, "engagement");
         self.events.event(NewEvent {
             account_id,
@@ -154,4 +163,44 @@ impl Tracker {
             details,
         });
     }
+}
+
+/// `User-Agent` parts of the image proxies and prefetchers that fetch a
+/// message's images without a person opening it: Gmail's image proxy,
+/// Yahoo's, Apple Mail Privacy Protection's prefetcher, and the security
+/// scanners that open every link and image of a message on arrival.
+const MACHINE_AGENTS: [&str; 12] = [
+    "googleimageproxy",
+    "yahoomailproxy",
+    "ymailproxy",
+    "bingpreview",
+    "barracuda",
+    "mimecast",
+    "proofpoint",
+    "symantec",
+    "forcepoint",
+    "trendmicro",
+    "safelinks",
+    "linkscanner",
+];
+
+/// Apple Mail Privacy Protection fetches with a bare WebKit agent: neither
+/// a browser's `Version/…` and `Safari/…` nor Mail's own `Mobile/…`.
+const APPLE_PROXY_AGENTS: [&str; 2] = [
+    "Mozilla/5.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
+];
+
+/// Whether an open with this `User-Agent` was a machine's (a proxy or
+/// prefetcher), not a person's. No agent at all is a machine too: every
+/// mail client and browser sends one.
+pub fn is_machine_open(user_agent: Option<&str>) -> bool {
+    let Some(agent) = user_agent.map(str::trim).filter(|a| !a.is_empty()) else {
+        return true;
+    };
+    if APPLE_PROXY_AGENTS.contains(&agent) {
+        return true;
+    }
+    let lower = agent.to_ascii_lowercase();
+    MACHINE_AGENTS.iter().any(|part| lower.contains(part))
 }

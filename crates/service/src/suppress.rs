@@ -3,7 +3,7 @@
 //! and changes made by other processes (the CLI beside the server) arrive
 //! through the store's audit log, polled every few seconds.
 
-use carteiro_store::{Store, SuppressionReason};
+use carteiro_store::{Store, StoreError, SuppressionReason};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -20,7 +20,7 @@ pub struct Suppressions {
 }
 
 impl Suppressions {
-    pub async fn load(store: Store) -> anyhow::Result<Arc<Suppressions>> {
+    pub async fn load(store: Store) -> Result<Arc<Suppressions>, StoreError> {
         let applied = store.last_suppression_change().await?;
         let set: HashSet<(i64, String)> = store.all_suppressions().await?.into_iter().collect();
         tracing::info!(entries = set.len(), "suppression lists loaded");
@@ -77,7 +77,7 @@ impl Suppressions {
     }
 
     /// Applies the audit rows written since the last look.
-    async fn catch_up(&self) -> anyhow::Result<()> {
+    async fn catch_up(&self) -> Result<(), StoreError> {
         loop {
             let after = *self.applied.lock().unwrap_or_else(|e| e.into_inner());
             let changes = self.store.suppression_changes(after, CHANGES_PAGE).await?;

@@ -3,13 +3,12 @@
 //! before anyone hears "accepted"), the message record and its `received`
 //! events (batched, off the hot path), and the queue.
 
-use crate::metrics::PerAccount;
+use crate::metrics::{PerAccount, RECEIVED};
 use crate::sending::{Prepared, Refusal, SendingPolicy};
 use crate::suppress::Suppressions;
 use crate::tracking::TrackingPlan;
 use bytes::Bytes;
-use carteiro_delivery::engine::{DeliveryEvent, DeliveryEventKind, EngineHandle, EventSink};
-use carteiro_mail::bounce::classify_reply;
+use carteiro_delivery::engine::EngineHandle;
 use carteiro_mail::headers;
 use carteiro_mail::verp::{Purpose, TokenKey};
 use carteiro_mail::{Envelope, MessageId};
@@ -17,9 +16,9 @@ use carteiro_queue::{MessageMeta, QueuedMessage, RcptStatus};
 use carteiro_smtp_server::AccountRef;
 use carteiro_spool::{Spool, SpoolError};
 use carteiro_store::{
-    EventKind, EventWriter, MessageSource, NewEvent, NewMessage, SuppressionReason,
+    EventDetails, EventKind, EventWriter, MessageSource, NewEvent, NewMessage, ReceivedDetails,
+    SmtpClientDetails, SuppressedDetails,
 };
-use serde_json::json;
 use std::sync::Arc;
 
 /// A header a client can set over SMTP to ask for bulk-mail handling
@@ -58,8 +57,8 @@ pub struct Incoming {
     pub tags: Vec<String>,
     pub metadata: serde_json::Value,
     pub received_at_ms: u64,
-    /// Facts for the `received` event (client address, TLS, login...).
-    pub details: serde_json::Value,
+    /// The SMTP client, for the `received` event (`None` for the API).
+    pub client: Option<SmtpClientDetails>,
     /// Bulk mail (one-click unsubscribe) asked for or refused for this
     /// message; `None`: the `X-Carteiro-List-Unsubscribe` header, else the
     /// account's default.
@@ -104,7 +103,7 @@ impl Intake {
             spool,
             engine,
             events,
-            received: PerAccount::new(crate::metrics::RECEIVED),
+            received: PerAccount::new(RECEIVED),
         }
     }
 
@@ -184,7 +183,7 @@ impl Intake {
                 tags: incoming.tags.clone(),
                 metadata: incoming.metadata.clone(),
                 received_at_ms: incoming.received_at_ms,
-                details: incoming.details.clone(),
+                client: incoming.client.clone(),
                 list_unsubscribe: Some(bulk),
                 track_opens: Some(opens),
                 track_clicks: Some(clicks),
@@ -291,12 +290,12 @@ impl Intake {
             size,
             received_at_ms: incoming.received_at_ms as i64,
         });
-        let mut details = incoming.details;
-        if let Some(object) = details.as_object_mut() {
-            object.insert("source".into(), json!(incoming.source.as_str()));
-            object.insert("size".into(), json!(size));
-            object.insert("dkim_domain".into(), json!(prepared.signed_by));
-        }
+        let details = EventDetails::Received(ReceivedDetails {
+            smtp: incoming.client,
+            source: incoming.source.as_str().to_owned(),
+            size,
+            dkim_domain: prepared.signed_by.clone(),
+        });
         for recipient in recipients {
             self.events.event(NewEvent {
                 account_id: incoming.account.id,
@@ -314,7 +313,9 @@ impl Intake {
                 recipient: Some(recipient),
                 kind: EventKind::Suppressed,
                 timestamp_ms: incoming.received_at_ms as i64,
-                details: json!({ "reason": "the address is on the account's suppression list" }),
+                details: EventDetails::Suppressed(SuppressedDetails {
+                    reason: "the address is on the account's suppression list".to_owned(),
+                }),
             });
         }
         tracing::info!(
@@ -333,88 +334,6 @@ impl Intake {
             self.engine.enqueue(queued, Some(prepared.body.clone()));
         }
         Ok(prepared)
-    }
-}
-
-/// Writes the delivery engine's events to the store's event log, with the
-/// bounce class of each failure, and puts addresses that bounced hard during
-/// delivery (unknown user, domain not found, disabled mailbox) on the
-/// account's suppression list.
-pub struct StoreEvents {
-    events: EventWriter,
-    suppressions: Arc<Suppressions>,
-}
-
-impl StoreEvents {
-    pub fn new(events: EventWriter, suppressions: Arc<Suppressions>) -> StoreEvents {
-        StoreEvents {
-            events,
-            suppressions,
-        }
-    }
-}
-
-impl EventSink for StoreEvents {
-    fn emit(&self, event: DeliveryEvent) {
-        let kind = match event.kind {
-            DeliveryEventKind::Deferred => EventKind::Deferred,
-            DeliveryEventKind::Delivered => EventKind::Delivered,
-            DeliveryEventKind::Bounced => EventKind::Bounced,
-            DeliveryEventKind::Expired => EventKind::Expired,
-            DeliveryEventKind::Deleted => EventKind::Deleted,
-        };
-        let reply = event.reply.as_ref();
-        let mut details = json!({
-            "attempt": event.attempt,
-            "remote_host": event.remote,
-            "mx": event.mx,
-            "reply": reply.map(|r| r.to_string()),
-            "reply_code": reply.map(|r| r.code),
-            "status": reply.and_then(|r| r.status).map(|s| s.to_string()),
-        });
-        if let (Some(next), Some(object)) = (event.next_attempt, details.as_object_mut()) {
-            object.insert("next_attempt_ms".into(), json!(next));
-        }
-        let failed = matches!(
-            event.kind,
-            DeliveryEventKind::Deferred | DeliveryEventKind::Bounced | DeliveryEventKind::Expired
-        );
-        let class = reply.filter(|_| failed).map(classify_reply);
-        if let (Some(class), Some(object)) = (class, details.as_object_mut()) {
-            object.insert("class".into(), json!(class.as_str()));
-        }
-        // Only a remote server's permanent verdict on the address itself:
-        // our own synthetic replies (no remote host) never suppress.
-        if event.kind == DeliveryEventKind::Bounced
-            && event.remote.is_some()
-            && class.is_some_and(|c| c.is_hard())
-        {
-            let suppressions = Arc::clone(&self.suppressions);
-            let account_id = event.account_id;
-            let address = event.recipient.clone();
-            let message_id = event.message_id.to_string();
-            let detail = reply.map(|r| r.to_string());
-            tokio::spawn(async move {
-                suppressions
-                    .add(
-                        account_id,
-                        &address,
-                        SuppressionReason::HardBounce,
-                        Some(&message_id),
-                        detail.as_deref(),
-                        "delivery",
-                    )
-                    .await;
-            });
-        }
-        self.events.event(NewEvent {
-            account_id: event.account_id,
-            message_id: event.message_id.to_string(),
-            recipient: Some(event.recipient),
-            kind,
-            timestamp_ms: carteiro_delivery::engine::now_millis() as i64,
-            details,
-        });
     }
 }
 

@@ -37,7 +37,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use aws_lc_rs::hmac;
 use carteiro_config::WebhooksConfig;
 use carteiro_http::WebhookWireEvent;
@@ -128,15 +127,14 @@ pub fn start(
     store: Store,
     settings: &WebhooksConfig,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<(Arc<Dispatcher>, JoinHandle<()>)> {
+) -> Result<(Arc<Dispatcher>, JoinHandle<()>), reqwest::Error> {
     let client = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .build()
-        .context("cannot set up the webhook HTTP client")?;
+        .build()?;
     let dispatcher = Arc::new(Dispatcher::default());
     let shared = Arc::new(Shared {
         store,
@@ -518,8 +516,7 @@ fn describe(error: reqwest::Error) -> String {
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
+    i64::try_from(carteiro_mail::clock::now_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

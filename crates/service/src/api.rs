@@ -8,13 +8,11 @@ use crate::inbound::Inbound;
 use crate::intake::{Incoming, Intake, IntakeError};
 use crate::tracking::Tracker;
 use bytes::Bytes;
-use carteiro_delivery::engine::now_millis;
 use carteiro_http::{Submission, SubmitError, Submitter};
+use carteiro_mail::clock::now_millis;
 use carteiro_mail::{BodyType, Envelope, Recipient};
-use carteiro_smtp_server::AccountRef;
 use carteiro_spool::SpoolError;
 use carteiro_store::MessageSource;
-use serde_json::json;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
@@ -103,10 +101,7 @@ impl Submitter for ApiSubmitter {
         body.extend_from_slice(&submission.message);
         let incoming = Incoming {
             id: submission.id,
-            account: AccountRef {
-                id: submission.account.id,
-                name: submission.account.name.as_str().into(),
-            },
+            account: submission.account,
             envelope,
             body: Bytes::from(body),
             insert_at: received.len(),
@@ -114,7 +109,7 @@ impl Submitter for ApiSubmitter {
             tags: submission.tags,
             metadata: submission.metadata,
             received_at_ms: now_millis(),
-            details: json!({}),
+            client: None,
             list_unsubscribe: submission.list_unsubscribe,
             track_opens: submission.track_opens,
             track_clicks: submission.track_clicks,
