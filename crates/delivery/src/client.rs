@@ -28,7 +28,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::error::{ClientError, Stage};
-use io::{Conn, Stream};
+use io::Conn;
 
 pub use tls::verifying_config as verifying_tls_config;
 pub use transaction::SendOutcome;
@@ -404,9 +404,9 @@ impl SmtpClient {
             });
         }
 
-        let Stream::Plain(tcp) = std::mem::replace(&mut self.conn.stream, Stream::Closed) else {
+        if !self.conn.stream.is_plain() {
             return Err(required("STARTTLS on a TLS session".into()));
-        };
+        }
         let config = match settings.tls {
             TlsPolicy::Verify => match &settings.trust {
                 Some(config) => Arc::clone(config),
@@ -414,9 +414,10 @@ impl SmtpClient {
             },
             _ => tls::client_config().map_err(|e| required(e.to_string()))?,
         };
-        let handshake = tls::handshake(tcp, &self.server_name, addr, config);
-        let tls_stream = match tokio::time::timeout(self.command_timeout, handshake).await {
-            Ok(Ok(stream)) => stream,
+        let name = tls::server_name(&self.server_name, addr);
+        let handshake = self.conn.stream.connect(config, name);
+        match tokio::time::timeout(self.command_timeout, handshake).await {
+            Ok(Ok(())) => {}
             Ok(Err(source)) => {
                 self.usable = false;
                 return Err(if settings.tls.requires_tls() {
@@ -436,9 +437,8 @@ impl SmtpClient {
                     }
                 });
             }
-        };
-        self.tls_version = tls::describe(&tls_stream);
-        self.conn.stream = Stream::Tls(Box::new(tls_stream));
+        }
+        self.tls_version = self.conn.stream.tls_description();
         // RFC 3207 §4.2: forget everything learnt before TLS.
         self.capabilities = EhloResponse::default();
         self.hello(&settings.helo_name).await

@@ -17,7 +17,6 @@ mod handler;
 pub mod limits;
 mod listener;
 mod session;
-mod stream;
 pub mod tls;
 
 pub use handler::{AccountRef, AuthOutcome, Handler, IncomingMessage};

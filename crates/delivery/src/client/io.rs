@@ -1,21 +1,20 @@
-//! The byte level of the SMTP client: a stream that is plain TCP or TLS, a
-//! reusable read buffer that replies are parsed from in place, and batched
-//! (vectored) writes so a pipelined group leaves in one system call.
+//! The byte level of the SMTP client: the connection (plain TCP or TLS, a
+//! `carteiro_net::MaybeTls`), a reusable read buffer that replies are parsed
+//! from in place, and batched (vectored) writes so a pipelined group leaves
+//! in one system call.
 //!
 //! Knows nothing about transactions; it reads replies and writes bytes.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use carteiro_mail::Reply;
+use carteiro_net::MaybeTls;
 use smtp_proto::EhloResponse;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 use super::reply::{ReplyError, parse_reply};
 use crate::error::{ClientError, Stage};
@@ -24,87 +23,11 @@ use crate::error::{ClientError, Stage};
 /// holds a whole pipelined group of them.
 const READ_CHUNK: usize = 4096;
 
-/// The connection to the server, before or after STARTTLS.
-pub(super) enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// After the socket was handed to the TLS handshake and it failed, or
-    /// after the session ended.
-    Closed,
-}
-
-fn closed() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Closed => Poll::Ready(Err(closed())),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Closed => Poll::Ready(Err(closed())),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-            Stream::Closed => Poll::Ready(Err(closed())),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-            Stream::Closed => false,
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Closed => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::Closed => Poll::Ready(Ok(())),
-        }
-    }
-}
-
 /// A stream plus its read buffer. Bytes past the reply being parsed stay in
 /// the buffer: they are the next pipelined replies.
 pub(super) struct Conn {
-    pub(super) stream: Stream,
+    /// `Closed` after a failed STARTTLS handshake.
+    pub(super) stream: MaybeTls<TcpStream>,
     pub(super) rbuf: BytesMut,
     pub(super) addr: SocketAddr,
 }
@@ -112,7 +35,7 @@ pub(super) struct Conn {
 impl Conn {
     pub(super) fn new(stream: TcpStream, addr: SocketAddr) -> Conn {
         Conn {
-            stream: Stream::Plain(stream),
+            stream: MaybeTls::Plain(stream),
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             addr,
         }

@@ -1,71 +1,24 @@
 //! TLS for STARTTLS between MTAs: a rustls client configuration that takes
-//! any certificate (opportunistic SMTP does not authenticate the server;
-//! MTA-STS and DANE will add verification per destination) but still checks
-//! the handshake signatures, so the session keys belong to whoever holds the
-//! presented certificate's key; and, for `tls = "verify"`, configurations
-//! that check the certificate chain and host name against the system's
-//! trusted CAs or a given CA file.
+//! any certificate (`carteiro_net::AcceptAnyCertificate`: opportunistic SMTP
+//! does not authenticate the server; MTA-STS and DANE will add verification
+//! per destination) but still checks the handshake signatures; for
+//! `tls = "verify"`, configurations that check the certificate chain and
+//! host name against the system's trusted CAs or a given CA file; and the
+//! name sent in SNI.
 //!
-//! Does not decide when TLS is used; the client's policy does.
+//! Does not decide when TLS is used; the client's policy does. The
+//! handshake itself is `carteiro_net::MaybeTls::connect`.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use carteiro_net::AcceptAnyCertificate;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore, SignatureScheme,
-};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
-
-/// Accepts every certificate chain; verifies handshake signatures with the
-/// crypto provider's algorithms.
-#[derive(Debug)]
-struct AcceptAnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 
 /// The process's rustls provider, installing aws-lc-rs when none is yet
 /// (idempotent: losing the race to another installer is fine).
@@ -88,9 +41,7 @@ pub(crate) fn client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
         return Ok(config.clone());
     }
     let provider = crypto_provider();
-    let verifier = Arc::new(AcceptAnyCertificate {
-        algorithms: provider.signature_verification_algorithms,
-    });
+    let verifier = Arc::new(AcceptAnyCertificate::new(&provider));
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
@@ -147,7 +98,7 @@ pub fn verifying_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, Str
 
 /// The name sent in SNI: the host name when it is one, else the address
 /// (rustls then sends no SNI).
-fn server_name(name: &str, addr: SocketAddr) -> ServerName<'static> {
+pub(super) fn server_name(name: &str, addr: SocketAddr) -> ServerName<'static> {
     let name = name.trim_end_matches('.');
     let literal = name
         .strip_prefix('[')
@@ -158,29 +109,4 @@ fn server_name(name: &str, addr: SocketAddr) -> ServerName<'static> {
     }
     ServerName::try_from(name.to_string())
         .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()))
-}
-
-/// Runs the TLS handshake over an established TCP connection.
-pub(super) async fn handshake(
-    tcp: TcpStream,
-    name: &str,
-    addr: SocketAddr,
-    config: Arc<ClientConfig>,
-) -> io::Result<TlsStream<TcpStream>> {
-    TlsConnector::from(config)
-        .connect(server_name(name, addr), tcp)
-        .await
-}
-
-/// "TLSv1.3 TLS13_AES_256_GCM_SHA384": protocol and cipher suite, for the
-/// delivery record and the Received header of the next hop's logs.
-pub(super) fn describe(stream: &TlsStream<TcpStream>) -> Option<String> {
-    let (_, session) = stream.get_ref();
-    let version = match session.protocol_version()? {
-        ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
-        ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
-        other => format!("{other:?}"),
-    };
-    let suite = session.negotiated_cipher_suite()?.suite();
-    Some(format!("{version} {suite:?}"))
 }

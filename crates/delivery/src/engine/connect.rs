@@ -3,7 +3,7 @@
 //! the same host when an opportunistic TLS handshake fails.
 
 use super::WorkerContext;
-use super::destination::DestKey;
+use super::dest_key::DestKey;
 use crate::{ClientSettings, SmtpClient, TlsPolicy};
 use carteiro_config::TlsMode;
 use carteiro_mail::{Reply, Status};

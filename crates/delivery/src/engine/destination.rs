@@ -5,6 +5,7 @@
 
 use super::WorkerContext;
 use super::connect::connect;
+use super::dest_key::DestKey;
 use bytes::Bytes;
 use carteiro_config::Config;
 use carteiro_mail::{Envelope, MessageId, Reply, Status};
@@ -14,38 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::Notify;
-
-/// Where recipients go: a configured smarthost route, or a domain's MX.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum DestKey {
-    /// Index into `delivery.routes`.
-    Route(usize),
-    Mx(String),
-}
-
-impl DestKey {
-    pub fn for_domain(config: &Config, domain: &str) -> DestKey {
-        match config
-            .delivery
-            .routes
-            .iter()
-            .position(|route| route.matches(domain))
-        {
-            Some(index) if config.delivery.routes[index].relay.is_some() => DestKey::Route(index),
-            _ => DestKey::Mx(domain.to_string()),
-        }
-    }
-
-    pub fn describe(&self, config: &Config) -> String {
-        match self {
-            DestKey::Route(index) => config.delivery.routes[*index]
-                .relay
-                .as_ref()
-                .map_or_else(|| format!("route {index}"), |relay| relay.to_string()),
-            DestKey::Mx(domain) => domain.clone(),
-        }
-    }
-}
 
 /// Recipients of one message for one destination, to go in one transaction.
 pub(crate) struct Job {

@@ -2,7 +2,7 @@
 //! The engine does not know where events go (the binary writes them to the
 //! store's event log); it only says what happened.
 
-use super::destination::DestKey;
+use super::dest_key::DestKey;
 use carteiro_config::Config;
 use carteiro_mail::{MessageId, Reply, domain_of};
 use carteiro_queue::{QueuedMessage, RcptStatus};

@@ -10,6 +10,7 @@
 
 mod bounce;
 mod connect;
+mod dest_key;
 mod destination;
 mod events;
 mod listing;
@@ -26,7 +27,8 @@ use carteiro_mail::MessageId;
 use carteiro_mail::verp::{Purpose, TokenKey};
 use carteiro_queue::{AttemptResult, QueuedMessage, Recorded, RetryPolicy, Scheduler};
 use carteiro_spool::Spool;
-use destination::{DestKey, Destination, Job};
+use dest_key::DestKey;
+use destination::{Destination, Job};
 use series::{EngineMetrics, pending_of};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -8,10 +8,10 @@ mod ehlo;
 mod mail;
 
 use crate::handler::{AccountRef, Handler};
-use crate::stream::Stream;
 use crate::{Role, ServerContext};
 use bytes::{Buf, Bytes, BytesMut};
 use carteiro_mail::{Envelope, MessageId, Reply};
+use carteiro_net::MaybeTls;
 use smtp_proto::Request;
 use std::io;
 use std::net::SocketAddr;
@@ -43,7 +43,7 @@ pub(crate) struct Transaction {
 
 pub(crate) struct Session<H, S> {
     ctx: Arc<ServerContext<H>>,
-    stream: Stream<S>,
+    stream: MaybeTls<S>,
     role: Role,
     peer: SocketAddr,
     rbuf: BytesMut,
@@ -74,7 +74,7 @@ pub async fn run_session<H, S>(
     let trusted = ctx.config.smtp.is_trusted(peer.ip());
     let mut session = Session {
         ctx,
-        stream: Stream::Plain(stream),
+        stream: MaybeTls::Plain(stream),
         role,
         peer,
         rbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -104,7 +104,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
                 ));
             };
             let timeout = self.ctx.config.smtp.idle_timeout;
-            match tokio::time::timeout(timeout, self.stream.upgrade(&acceptor)).await {
+            match tokio::time::timeout(timeout, self.stream.accept(&acceptor)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => return Err(err),
                 Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake")),
@@ -315,7 +315,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
         // text and must not be taken as if it came over TLS.
         self.rbuf.clear();
         let timeout = self.ctx.config.smtp.idle_timeout;
-        match tokio::time::timeout(timeout, self.stream.upgrade(&acceptor)).await {
+        match tokio::time::timeout(timeout, self.stream.accept(&acceptor)).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => return Err(err),
             Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake")),
