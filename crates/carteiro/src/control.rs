@@ -38,7 +38,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn data(value: impl Serialize) -> Response {
+    pub fn data(value: impl Serialize) -> Response {
         Response {
             ok: true,
             error: None,
@@ -46,7 +46,7 @@ impl Response {
         }
     }
 
-    fn error(text: impl Into<String>) -> Response {
+    pub fn error(text: impl Into<String>) -> Response {
         Response {
             ok: false,
             error: Some(text.into()),
@@ -98,6 +98,31 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// Carries out one request on the queue: the one way the CLI changes it,
+/// whether a server answers on the socket or the CLI runs an offline
+/// engine on the spool itself.
+pub async fn handle(request: &Request, engine: &EngineHandle) -> Response {
+    let missing = |id: &MessageId| Response::error(format!("message {id} is not in the queue"));
+    match *request {
+        Request::List => Response::data(engine.list().await),
+        Request::Show { id } => match engine.show(id).await {
+            Some(entry) => Response::data(entry),
+            None => missing(&id),
+        },
+        Request::Retry { id } => {
+            let count = engine.retry(id).await;
+            match id {
+                Some(id) if count == 0 => missing(&id),
+                _ => Response::data(count),
+            }
+        }
+        Request::Delete { id } => match engine.delete(id).await {
+            Some(entry) => Response::data(entry),
+            None => missing(&id),
+        },
+    }
+}
+
 async fn answer(stream: UnixStream, engine: &EngineHandle) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -106,24 +131,7 @@ async fn answer(stream: UnixStream, engine: &EngineHandle) -> anyhow::Result<()>
         .await?;
     let response = match serde_json::from_str::<Request>(&line) {
         Err(err) => Response::error(format!("bad request: {err}")),
-        Ok(Request::List) => Response::data(engine.list().await),
-        Ok(Request::Show { id }) => match engine.show(id).await {
-            Some(entry) => Response::data(entry),
-            None => Response::error(format!("message {id} is not in the queue")),
-        },
-        Ok(Request::Retry { id }) => {
-            let count = engine.retry(id).await;
-            match id {
-                Some(id) if count == 0 => {
-                    Response::error(format!("message {id} is not in the queue"))
-                }
-                _ => Response::data(count),
-            }
-        }
-        Ok(Request::Delete { id }) => match engine.delete(id).await {
-            Some(entry) => Response::data(entry),
-            None => Response::error(format!("message {id} is not in the queue")),
-        },
+        Ok(request) => handle(&request, engine).await,
     };
     let mut out = serde_json::to_vec(&response)?;
     out.push(b'\n');

@@ -9,13 +9,13 @@ use carteiro_config::Config;
 use carteiro_delivery::Resolver;
 use carteiro_mail::clock::{Clock, SystemClock};
 use carteiro_mail::verp::TokenKey;
-use carteiro_queue::{Interner, QueuedMessage};
+use carteiro_service::queue::{RecoveredQueue, open_queue};
 use carteiro_service::{
     ApiSubmitter, Inbound, Intake, Recorder, SendingPolicy, Signers, SmtpHandler, StoreEvents,
     Suppressions, Tracker,
 };
 use carteiro_smtp_server::{AccountRef, Role, ServerContext, tls};
-use carteiro_spool::{Spool, SpoolOptions};
+use carteiro_spool::SpoolOptions;
 use carteiro_store::{EventWriter, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,14 +46,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let tls_config = load_tls(&config, &data)?;
 
     let started = Instant::now();
-    let mut recovered = Vec::new();
-    let mut interner = Interner::default();
-    let spool = Spool::open_with(&data.spool(), spool_options(&config), |r| {
-        recovered.extend(decode_recovered(r, &mut interner));
-    })
-    .with_context(|| format!("cannot open the spool at {}", data.spool().display()))?;
+    let RecoveredQueue {
+        spool,
+        messages: recovered,
+        undecodable,
+    } = open_queue(&data.spool(), spool_options(&config))
+        .with_context(|| format!("cannot open the spool at {}", data.spool().display()))?;
+    for entry in &undecodable {
+        tracing::error!(id = %entry.id, error = %entry.error, "cannot decode a spooled message; left in the spool");
+    }
     tracing::info!(
         messages = recovered.len(),
+        undecodable = undecodable.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "spool recovered"
     );
@@ -268,20 +272,4 @@ fn load_tls(config: &Config, data: &DataDir) -> anyhow::Result<Arc<rustls::Serve
         }
     };
     Ok(tls::load_server_config(&cert, &key)?)
-}
-
-/// Turns a spool record back into a queued message, as the spool hands it
-/// over (so its bytes are dropped right away); an unreadable one stays in
-/// the spool and is reported.
-fn decode_recovered(
-    r: carteiro_spool::Recovered,
-    interner: &mut Interner,
-) -> Option<QueuedMessage> {
-    match QueuedMessage::decode_with(r.id, &r.meta, &r.state, interner) {
-        Ok(message) => Some(message),
-        Err(err) => {
-            tracing::error!(id = %r.id, error = %err, "cannot recover a spooled message; left in the spool");
-            None
-        }
-    }
 }

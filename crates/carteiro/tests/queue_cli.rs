@@ -4,6 +4,7 @@
 mod common;
 
 use carteiro_testkit::{SinkReply, SmtpSink};
+use common::http::{api_key, wait_event};
 use common::{Server, Setup, WAIT, python_json, recipients};
 
 const BUSY: &str = "busy@dest.test";
@@ -180,4 +181,45 @@ async fn queue_commands_work_on_the_spool_when_no_server_runs() {
     server
         .wait_queue("empty once delivered", |q| q.is_empty())
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_delete_records_a_deleted_event() {
+    let sink = SmtpSink::builder()
+        .rcpt_replies(BUSY, vec![SinkReply::new(451, "4.3.0 busy right now")])
+        .start()
+        .await;
+    let mut server = Setup::new()
+        .trusted_loopback()
+        .route(&["*"], sink.addr())
+        .delivery("retry_initial = \"1h\"")
+        .start()
+        .await;
+    let id = send(&server, "deleted offline").await;
+    wait_attempts(&server, &id, 1).await;
+    server.carteiro.kill9().await.expect("kill carteiro");
+
+    let deleted = server.cli(&["queue", "delete", &id]).await;
+    assert!(deleted.contains("deleted"), "{deleted}");
+    assert!(server.queue().await.is_empty(), "gone from the spool");
+
+    // The timeline says so once the server runs again, as after an online
+    // delete.
+    server.carteiro.restart().await.expect("restart");
+    let key = api_key(&server, "default").await;
+    let message = wait_event(&server, &key, &id, "deleted").await;
+    let deleted: Vec<&serde_json::Value> = message["events"]
+        .as_array()
+        .map(|events| events.iter().filter(|e| e["type"] == "deleted").collect())
+        .unwrap_or_default();
+    assert_eq!(deleted.len(), 1, "{message:#}");
+    assert_eq!(deleted[0]["recipient"], BUSY);
+    let states: Vec<&serde_json::Value> =
+        recipients(&message).iter().map(|r| &r["state"]).collect();
+    assert_eq!(states, ["deleted"], "{message:#}");
+    assert_eq!(
+        sink.rcpt_attempts(BUSY),
+        1,
+        "nothing attempted after the delete"
+    );
 }

@@ -14,6 +14,8 @@
 //! - [`outcome`]: the delivery engine's outcomes as events, and the one
 //!   function that records an event and, when the address is at fault,
 //!   suppresses it.
+//! - [`queue`]: the queue as the spool holds it, opened one way for the
+//!   server and the CLI.
 //! - [`suppress`]: the suppression lists in memory.
 //! - [`webhooks`]: the dispatcher that POSTs the event log to endpoints.
 //!
@@ -27,6 +29,7 @@ pub mod inbound;
 pub mod intake;
 pub mod metrics;
 pub mod outcome;
+pub mod queue;
 pub mod sending;
 pub mod smtp;
 pub mod suppress;

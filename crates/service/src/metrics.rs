@@ -15,6 +15,10 @@ pub const WEBHOOK_BACKLOG: &str = "carteiro_webhook_backlog";
 pub fn describe() {
     metrics::describe_counter!(RECEIVED, "Messages accepted (SMTP and API), per account");
     metrics::describe_gauge!(WEBHOOK_BACKLOG, "Webhook events waiting to be delivered");
+    metrics::describe_gauge!(
+        crate::queue::UNDECODABLE,
+        "Spool entries that could not be decoded at the last start (left in the spool)"
+    );
     // Present from the start, before any webhook code sets it.
     metrics::gauge!(WEBHOOK_BACKLOG).set(0.0);
 }

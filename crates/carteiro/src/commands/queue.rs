@@ -6,10 +6,15 @@ use crate::control::{self, Request, Response};
 use crate::layout::DataDir;
 use anyhow::{Context, bail};
 use carteiro_config::Config;
-use carteiro_delivery::engine::{QueueEntry, now_millis};
+use carteiro_delivery::Resolver;
+use carteiro_delivery::engine::{self, EngineMode, QueueEntry};
 use carteiro_mail::MessageId;
-use carteiro_queue::{QueuedMessage, RcptStatus};
-use carteiro_spool::{Spool, SpoolError};
+use carteiro_mail::verp::TokenKey;
+use carteiro_service::queue::{RecoveredQueue, open_queue};
+use carteiro_service::{Recorder, StoreEvents, Suppressions};
+use carteiro_spool::SpoolError;
+use carteiro_store::{EventWriter, Store};
+use std::sync::Arc;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -25,7 +30,7 @@ pub async fn run(cmd: QueueCommand, config: &Config) -> anyhow::Result<()> {
     };
     let response = match control::request(&data.control_socket(), &request).await? {
         Some(response) => response,
-        None => offline(&data, config, &request)?,
+        None => offline(&data, config, &request).await?,
     };
     if !response.ok {
         bail!(
@@ -64,18 +69,26 @@ fn parse_id(text: &str) -> anyhow::Result<MessageId> {
         .with_context(|| format!("{text:?} is not a message id"))
 }
 
-/// Acts on the spool directly when no server runs.
-fn offline(data: &DataDir, config: &Config, request: &Request) -> anyhow::Result<Response> {
+/// Acts on the spool when no server runs: an offline engine (no
+/// attempts, no bounces) on the recovered queue, asked through the same
+/// [`control::handle`] as a server's, with its events written to the store
+/// (an offline delete records `deleted` like an online one).
+async fn offline(data: &DataDir, config: &Config, request: &Request) -> anyhow::Result<Response> {
     let dir = data.spool();
     if !dir.exists() {
-        let empty = match request {
-            Request::List => serde_json::json!([]),
-            Request::Retry { id: None } => serde_json::json!(0),
-            _ => serde_json::Value::Null,
-        };
-        return Ok(response(!empty.is_null(), empty, request));
+        return Ok(match request {
+            Request::List => Response::data(Vec::<QueueEntry>::new()),
+            Request::Retry { id: None } => Response::data(0),
+            Request::Show { id } | Request::Delete { id } | Request::Retry { id: Some(id) } => {
+                Response::error(format!("message {id} is not in the queue"))
+            }
+        });
     }
-    let (spool, recovered) = match Spool::open(&dir, crate::serve::spool_options(config)) {
+    let RecoveredQueue {
+        spool,
+        messages,
+        undecodable,
+    } = match open_queue(&dir, crate::serve::spool_options(config)) {
         Ok(opened) => opened,
         Err(SpoolError::Locked(_)) => bail!(
             "the spool is in use by a running server that does not answer on {}",
@@ -83,62 +96,54 @@ fn offline(data: &DataDir, config: &Config, request: &Request) -> anyhow::Result
         ),
         Err(err) => return Err(err.into()),
     };
-    let messages: Vec<QueuedMessage> = recovered
-        .iter()
-        .filter_map(|r| QueuedMessage::decode(r.id, &r.meta, &r.state).ok())
-        .collect();
-    let find = |id: MessageId| messages.iter().find(|m| m.id == id);
-    let result = match request {
-        Request::List => {
-            let entries: Vec<QueueEntry> = messages.iter().map(QueueEntry::from).collect();
-            response(true, serde_json::to_value(entries)?, request)
-        }
-        Request::Show { id } => match find(*id) {
-            Some(m) => response(true, serde_json::to_value(QueueEntry::from(m))?, request),
-            None => response(false, serde_json::Value::Null, request),
-        },
-        Request::Delete { id } => match find(*id) {
-            Some(m) => {
-                spool.remove(*id)?;
-                response(true, serde_json::to_value(QueueEntry::from(m))?, request)
-            }
-            None => response(false, serde_json::Value::Null, request),
-        },
-        Request::Retry { id } => {
-            let now = now_millis();
-            let mut count = 0usize;
-            for message in &messages {
-                if id.is_some_and(|id| id != message.id) {
-                    continue;
-                }
-                let mut message = message.clone();
-                for state in &mut message.rcpts {
-                    if state.status == RcptStatus::Pending {
-                        state.next_attempt = now;
-                    }
-                }
-                spool.set_state(message.id, message.encode_state())?;
-                count += 1;
-            }
-            response(id.is_none() || count > 0, serde_json::json!(count), request)
-        }
-    };
+    for entry in &undecodable {
+        eprintln!(
+            "carteiro: message {} cannot be decoded ({}); left in the spool",
+            entry.id, entry.error
+        );
+    }
+    if !undecodable.is_empty() {
+        eprintln!(
+            "carteiro: {} spool entr{} cannot be decoded",
+            undecodable.len(),
+            if undecodable.len() == 1 { "y" } else { "ies" }
+        );
+    }
+    let store = Store::open(&data.database())
+        .await
+        .with_context(|| format!("cannot open the store at {}", data.database().display()))?;
+    let (events, events_task) = EventWriter::start(store.clone());
+    let suppressions = Suppressions::load(store.clone())
+        .await
+        .context("cannot load the suppression lists")?;
+    let tokens = Arc::new(TokenKey::new(
+        &store
+            .secret("tokens")
+            .await
+            .context("cannot read the token key")?,
+    ));
+    let (engine, engine_task) = engine::start_with(
+        EngineMode::Offline,
+        Arc::new(config.clone()),
+        spool.clone(),
+        Resolver::new(&config.dns.nameservers).context("cannot set up DNS")?,
+        Arc::new(StoreEvents::new(Recorder::new(
+            events.clone(),
+            suppressions,
+        ))),
+        tokens,
+        messages,
+    );
+    let response = control::handle(request, &engine).await;
+    engine.shutdown().await;
+    let _ = engine_task.await;
+    events.close().await;
+    let _ = events_task.await;
     // Make the change durable before the process exits.
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(|| runtime.block_on(spool.sync()))?;
+    spool.sync().await?;
     spool.close();
-    Ok(result)
-}
-
-fn response(ok: bool, data: serde_json::Value, request: &Request) -> Response {
-    let error = (!ok).then(|| match request {
-        Request::Show { id } | Request::Delete { id } => {
-            format!("message {id} is not in the queue")
-        }
-        Request::Retry { id: Some(id) } => format!("message {id} is not in the queue"),
-        _ => "request failed".into(),
-    });
-    Response { ok, error, data }
+    store.close().await;
+    Ok(response)
 }
 
 fn time_text(millis: Option<u64>) -> String {

@@ -122,7 +122,20 @@ impl WorkerContext {
     }
 }
 
+/// Whether the engine delivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineMode {
+    /// The server's engine: attempts, retries, bounces.
+    Deliver,
+    /// The CLI's engine when no server runs: no attempts and no bounces;
+    /// the queue changes only as asked (delete, retry), and every change is
+    /// written to the spool, since nothing will act on it before the
+    /// process exits.
+    Offline,
+}
+
 struct Engine {
+    mode: EngineMode,
     ctx: Arc<WorkerContext>,
     handle: EngineHandle,
     scheduler: Scheduler,
@@ -141,6 +154,27 @@ pub fn start(
     tokens: Arc<TokenKey>,
     recovered: Vec<QueuedMessage>,
 ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+    start_with(
+        EngineMode::Deliver,
+        config,
+        spool,
+        resolver,
+        events,
+        tokens,
+        recovered,
+    )
+}
+
+/// Starts the engine in `mode` with the messages recovered from the spool.
+pub fn start_with(
+    mode: EngineMode,
+    config: Arc<Config>,
+    spool: Spool,
+    resolver: Resolver,
+    events: Arc<dyn EventSink>,
+    tokens: Arc<TokenKey>,
+    recovered: Vec<QueuedMessage>,
+) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = EngineHandle { tx: tx.clone() };
     let policy = RetryPolicy {
@@ -152,7 +186,7 @@ pub fn start(
     let mut metrics = EngineMetrics::new();
     let mut finished = Vec::new();
     for message in recovered {
-        if message.is_finished() {
+        if message.is_finished() && mode == EngineMode::Deliver {
             // A crash came between the last attempt and the bounce.
             finished.push(message);
         } else {
@@ -161,6 +195,7 @@ pub fn start(
         }
     }
     let engine = Engine {
+        mode,
         ctx: Arc::new(WorkerContext {
             config,
             tokens,
@@ -190,7 +225,9 @@ impl Engine {
             self.metrics.update_queue(self.scheduler.len());
             // At the in-flight limit, only results (or commands) can change
             // anything: wait for them, not for due times already past.
-            let wait = if self.scheduler.in_flight() >= MAX_IN_FLIGHT {
+            let wait = if self.mode == EngineMode::Offline
+                || self.scheduler.in_flight() >= MAX_IN_FLIGHT
+            {
                 None
             } else {
                 self.scheduler
@@ -274,10 +311,23 @@ impl Engine {
             }
             Command::Retry(id, reply) => {
                 let now = now_millis();
-                let count = match id {
-                    Some(id) => usize::from(self.scheduler.retry_now(id, now)),
-                    None => self.scheduler.retry_all(now),
+                let ids: Vec<MessageId> = match id {
+                    Some(id) => vec![id],
+                    None => self.scheduler.messages().map(|m| m.id).collect(),
                 };
+                let mut count = 0;
+                for id in ids {
+                    if !self.scheduler.retry_now(id, now) {
+                        continue;
+                    }
+                    count += 1;
+                    if self.mode == EngineMode::Offline
+                        && let Some(message) = self.scheduler.get(id)
+                        && let Err(err) = self.ctx.spool.set_state(id, message.encode_state())
+                    {
+                        tracing::error!(message_id = %id, error = %err, "cannot write the retried state");
+                    }
+                }
                 let _ = reply.send(count);
             }
             Command::Delete(id, reply) => {
@@ -370,6 +420,9 @@ impl Engine {
     }
 
     fn dispatch_due(&mut self, now: u64) {
+        if self.mode == EngineMode::Offline {
+            return;
+        }
         for dispatch in self.scheduler.take_due(now, MAX_IN_FLIGHT) {
             let Some(message) = self.scheduler.get(dispatch.id) else {
                 continue;
