@@ -78,12 +78,7 @@ pub(crate) async fn stats<S: Submitter>(
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis()),
-    )
-    .unwrap_or(i64::MAX)
+    i64::try_from(carteiro_mail::clock::now_millis()).unwrap_or(i64::MAX)
 }
 
 /// A checked request: the filter with its range aligned to whole intervals.

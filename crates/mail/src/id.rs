@@ -5,7 +5,6 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
@@ -15,9 +14,7 @@ pub struct MessageId(pub u128);
 impl MessageId {
     /// A new id for the current time.
     pub fn generate() -> MessageId {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
+        let millis = u128::from(crate::clock::now_millis());
         let random: u128 = rand::random::<u128>() & ((1u128 << 80) - 1);
         MessageId(((millis & ((1u128 << 48) - 1)) << 80) | random)
     }

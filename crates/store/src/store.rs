@@ -201,12 +201,12 @@ async fn run_migrations(pool: &SqlitePool) -> Result<(), StoreError> {
 
 /// Now, as stored: unix seconds (an INTEGER in SQLite, a BIGINT in PostgreSQL).
 pub(crate) fn now_unix() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    now_unix_ms() / 1000
 }
 
 /// Now in unix milliseconds, the unit of message and event times.
 pub(crate) fn now_unix_ms() -> i64 {
-    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    i64::try_from(carteiro_mail::clock::now_millis()).unwrap_or(i64::MAX)
 }
 
 /// Reads back a stored timestamp.
