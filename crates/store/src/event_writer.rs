@@ -15,10 +15,14 @@
 //! 30% with 50 ms; at 1,000 messages/s, 40%, 15% and 8%. Nobody waits for the
 //! event log but [`EventWriter::flush`], which does not wait for the linger.
 //!
-//! A failed transaction is retried a few times, then dropped with an error
-//! log: losing part of the event log is better than blocking delivery or
-//! growing memory forever. This module does not decide what is an event;
-//! callers send what happened.
+//! When the store cannot write (a full disk, an I/O error, a locked or
+//! unreachable database), nothing is dropped: the items wait in memory, in
+//! order (up to [`MAX_HELD`](self)), and are written when the store takes
+//! writes again, with attempts backing off to one every 30 s and one log
+//! line when it starts, a summary a minute and one when it ends. A batch the
+//! store refuses for its content is retried a few times, then dropped with
+//! an error log. This module does not decide what is an event; callers send
+//! what happened.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,8 +114,9 @@ impl EventWriter {
         self.send(Command::Event(event));
     }
 
-    /// Resolves once everything sent before this call is committed (or, after
-    /// failed retries, dropped). Returns at once if the writer has stopped.
+    /// Resolves once everything sent before this call is committed, or held
+    /// because the store cannot write now (or, refused for its content,
+    /// dropped). Returns at once if the writer has stopped.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         self.send(Command::Flush(done));
@@ -136,7 +141,59 @@ impl EventWriter {
     }
 }
 
+/// Most items held in memory while the store cannot write; beyond it the
+/// oldest are dropped (with an error log), so a store that stays away for
+/// days cannot exhaust memory.
+const MAX_HELD: usize = 2_000_000;
+
+/// The longest pause between attempts while the store cannot write.
+const MAX_HOLD_PAUSE: Duration = Duration::from_secs(30);
+
+/// How often a store that keeps failing is reported again.
+const HOLD_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Items the store could not take yet, in the order they were sent.
+#[derive(Default)]
+struct Pending {
+    messages: Vec<NewMessage>,
+    events: Vec<NewEvent>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.messages.len() + self.events.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.events.is_empty()
+    }
+
+    /// Drops the oldest items beyond [`MAX_HELD`]; returns how many.
+    fn trim(&mut self) -> usize {
+        let over = self.len().saturating_sub(MAX_HELD);
+        let from_messages = over.min(self.messages.len());
+        self.messages.drain(..from_messages);
+        let from_events = (over - from_messages).min(self.events.len());
+        self.events.drain(..from_events);
+        over
+    }
+}
+
+/// While the store cannot write: since when, the next attempt, the pause.
+struct Holding {
+    since: tokio::time::Instant,
+    retry_at: tokio::time::Instant,
+    pause: Duration,
+    reported_at: tokio::time::Instant,
+    attempts: u64,
+}
+
 /// The task: batches whatever is waiting into one transaction at a time.
+/// When the store cannot write (a full disk, an I/O error, a locked or
+/// unreachable database), the items are held in memory, in order, and
+/// written when it can again: the event log catches up instead of losing
+/// what happened. A batch the store refuses for its content (a constraint,
+/// a damaged table) is retried a few times, then dropped with an error log.
 async fn run(store: Store, mut inbox: Inbox, pauses: &'static [Duration]) {
     let mut connection = Connection {
         store,
@@ -144,25 +201,78 @@ async fn run(store: Store, mut inbox: Inbox, pauses: &'static [Duration]) {
         stats: StatsMemory::default(),
     };
     let mut commands = Vec::with_capacity(MAX_BATCH);
-    let mut messages = Vec::new();
-    let mut events = Vec::new();
+    let mut pending = Pending::default();
     let mut waiters = Vec::new();
+    let mut holding: Option<Holding> = None;
     loop {
-        if !inbox.gather(&mut commands).await {
+        let gathered = match &holding {
+            None => inbox.gather(&mut commands).await,
+            Some(hold) => {
+                match tokio::time::timeout_at(hold.retry_at, inbox.gather(&mut commands)).await {
+                    Ok(gathered) => gathered,
+                    Err(_) => true, // time to try the store again
+                }
+            }
+        };
+        if !gathered {
             break; // every handle dropped, everything written
         }
         let mut closing = None;
         for command in commands.drain(..) {
             match command {
-                Command::Message(message) => messages.push(message),
-                Command::Event(event) => events.push(event),
+                Command::Message(message) => pending.messages.push(message),
+                Command::Event(event) => pending.events.push(event),
                 Command::Flush(done) => waiters.push(done),
                 Command::Close(done) => closing = Some(done),
             }
         }
-        write_with_retries(&mut connection, &messages, &events, pauses).await;
-        messages.clear();
-        events.clear();
+        let due = holding
+            .as_ref()
+            .is_none_or(|hold| tokio::time::Instant::now() >= hold.retry_at);
+        if due || closing.is_some() {
+            match write_pending(&mut connection, &mut pending, pauses, holding.is_some()).await {
+                Ok(()) => {
+                    if let Some(hold) = holding.take() {
+                        tracing::warn!(
+                            held_for_s = hold.since.elapsed().as_secs(),
+                            attempts = hold.attempts,
+                            "event writer: the store takes writes again; held events written"
+                        );
+                    }
+                }
+                Err(error) => {
+                    let now = tokio::time::Instant::now();
+                    let hold = holding.get_or_insert_with(|| {
+                        tracing::error!(%error, held = pending.len(),
+                            "event writer: the store cannot write; holding events until it can");
+                        Holding {
+                            since: now,
+                            retry_at: now,
+                            pause: Duration::from_millis(500),
+                            reported_at: now,
+                            attempts: 0,
+                        }
+                    });
+                    hold.attempts += 1;
+                    hold.retry_at = now + hold.pause;
+                    hold.pause = (hold.pause * 2).min(MAX_HOLD_PAUSE);
+                    if now.duration_since(hold.reported_at) >= HOLD_SUMMARY_INTERVAL {
+                        hold.reported_at = now;
+                        tracing::error!(%error, held = pending.len(), attempts = hold.attempts,
+                            failing_for_s = hold.since.elapsed().as_secs(),
+                            "event writer: the store still cannot write");
+                    }
+                    let dropped = pending.trim();
+                    if dropped > 0 {
+                        tracing::error!(
+                            dropped,
+                            "event writer: too many events held; the oldest were dropped"
+                        );
+                    }
+                }
+            }
+        }
+        // A flush answers once what came before is committed or held.
         for done in waiters.drain(..) {
             let _ = done.send(());
         }
@@ -179,6 +289,12 @@ async fn run(store: Store, mut inbox: Inbox, pauses: &'static [Duration]) {
             }
             if dropped > 0 {
                 tracing::warn!(dropped, "event writer closed: later items dropped");
+            }
+            if !pending.is_empty() {
+                tracing::error!(
+                    lost = pending.len(),
+                    "event writer closed while the store could not write: held events lost"
+                );
             }
             connection.close().await;
             let _ = done.send(());
@@ -266,38 +382,50 @@ impl Connection {
     }
 }
 
-/// Writes one batch, retrying a failed transaction; logs and drops the batch
-/// when every attempt failed.
-async fn write_with_retries(
+/// Writes what is pending, [`MAX_BATCH`] items a transaction (messages
+/// before events, as they were sent), removing what was written. A failure
+/// the store may get over ([`StoreError::is_transient`]) keeps the rest and
+/// is returned; any other failure is retried after `pauses` (not while the
+/// store is already known to be failing), then its batch is dropped with an
+/// error log.
+async fn write_pending(
     connection: &mut Connection,
-    messages: &[NewMessage],
-    events: &[NewEvent],
+    pending: &mut Pending,
     pauses: &[Duration],
-) {
-    if messages.is_empty() && events.is_empty() {
-        return;
-    }
-    let mut pauses = pauses.iter();
-    loop {
-        match connection.write(messages, events).await {
-            Ok(()) => return,
-            Err(error) => match pauses.next() {
-                Some(pause) => {
-                    tracing::warn!(%error, retry_in = ?pause, "event batch failed, retrying");
-                    tokio::time::sleep(*pause).await;
-                }
-                None => {
-                    tracing::error!(
-                        %error,
-                        messages = messages.len(),
-                        events = events.len(),
-                        "event batch failed repeatedly, dropped"
-                    );
-                    return;
-                }
-            },
+    holding: bool,
+) -> Result<(), StoreError> {
+    while !pending.is_empty() {
+        let n_messages = pending.messages.len().min(MAX_BATCH);
+        let n_events = pending.events.len().min(MAX_BATCH - n_messages);
+        let mut pauses = pauses.iter();
+        loop {
+            let result = connection
+                .write(&pending.messages[..n_messages], &pending.events[..n_events])
+                .await;
+            match result {
+                Ok(()) => break,
+                Err(error) if error.is_transient() => return Err(error),
+                Err(error) => match pauses.next().filter(|_| !holding) {
+                    Some(pause) => {
+                        tracing::warn!(%error, retry_in = ?pause, "event batch failed, retrying");
+                        tokio::time::sleep(*pause).await;
+                    }
+                    None => {
+                        tracing::error!(
+                            %error,
+                            messages = n_messages,
+                            events = n_events,
+                            "event batch failed repeatedly, dropped"
+                        );
+                        break;
+                    }
+                },
+            }
         }
+        pending.messages.drain(..n_messages);
+        pending.events.drain(..n_events);
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -450,6 +578,63 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(count, 1);
+        writer.close().await;
+        task.await.expect("writer task ends");
+    }
+
+    #[tokio::test]
+    async fn events_wait_while_the_store_cannot_write_and_are_written_after() {
+        let (_dir, mut store) = temp_store().await;
+        let acme = store.create_account("acme").await.expect("account");
+        // Another process holds the write lock: every write of the writer
+        // fails with SQLITE_BUSY (quickly, with a short busy timeout).
+        store.options = store
+            .options
+            .clone()
+            .busy_timeout(Duration::from_millis(20));
+        let mut locker = store.dedicated_connection().await.expect("connect");
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut locker)
+            .await
+            .expect("lock");
+        let (writer, task) = EventWriter::start(store.clone());
+        let id = message_id(T0, 1);
+        writer.message(new_message(acme.id, &id, T0, &["r@x.test"], &[]));
+        writer.event(new_event(acme.id, &id, None, EventKind::Received, T0));
+        // A flush answers although nothing could be written: it is held.
+        tokio::time::timeout(Duration::from_secs(10), writer.flush())
+            .await
+            .expect("flush answers while the store is locked");
+        assert!(store.message(acme.id, &id).await.expect("read").is_none());
+        let later = message_id(T0 + 1, 1);
+        writer.message(new_message(acme.id, &later, T0 + 1, &["r@x.test"], &[]));
+        writer.event(new_event(
+            acme.id,
+            &later,
+            None,
+            EventKind::Received,
+            T0 + 1,
+        ));
+        writer.flush().await;
+
+        sqlx::query("COMMIT")
+            .execute(&mut locker)
+            .await
+            .expect("unlock");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        for id in [&id, &later] {
+            loop {
+                if let Some(found) = store.message(acme.id, id).await.expect("read") {
+                    assert_eq!(found.events.len(), 1, "{id}: its received event");
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{id} never written after the lock went"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         writer.close().await;
         task.await.expect("writer task ends");
     }

@@ -59,10 +59,14 @@ impl Store {
             .filename(path)
             .create_if_missing(true)
             // WAL: readers never block the writer and the writer never blocks
-            // readers, across processes too. NORMAL is durable against a process
-            // crash in WAL mode; only a power loss can drop the last commits.
+            // readers, across processes too. FULL syncs the log at every
+            // commit: what Carteiro answers "done" for (an account, a key
+            // shown once, a suppression, an unsubscribe, the token secret)
+            // survives a power cut, not only a crash (NORMAL may lose the
+            // last commits). The event writer commits a batch at a time, so
+            // events and statistics cost one sync per batch.
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             // Statement journals (SQLite saves pages there while a multi-row
@@ -238,6 +242,11 @@ mod tests {
             .await
             .expect("busy_timeout");
         assert_eq!(busy, 5000);
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .expect("synchronous");
+        assert_eq!(synchronous, 2, "FULL: every commit is synced");
         let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
             .fetch_one(&store.pool)
             .await
