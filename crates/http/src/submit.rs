@@ -91,8 +91,13 @@ pub trait Submitter: Send + Sync + 'static {
     fn unsubscribe_target(&self, token: &str) -> impl Future<Output = Option<String>> + Send;
 
     /// Unsubscribes the address the token stands for (an `unsubscribed`
-    /// event and a suppression entry) and answers it; `None` as above.
-    fn unsubscribe(&self, token: &str) -> impl Future<Output = Option<String>> + Send;
+    /// event and a suppression entry, stored with a synced commit) and
+    /// answers it; `None` as above; an error when it could not be stored, so
+    /// the page never says "done" for an unsubscribe that may be lost.
+    fn unsubscribe(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<String>, SubmitError>> + Send;
 
     /// Records an open (the tracking pixel of `token` was fetched, by
     /// `user_agent`). A token that is forged, altered or names no message

@@ -105,7 +105,12 @@ pub(crate) async fn one_click<S: Submitter>(
         );
     }
     match state.submitter.unsubscribe(&token).await {
-        Some(address) => page(
+        Err(_) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unsubscribe",
+            "<p>Your request could not be recorded just now. Please try again in a few minutes.</p>",
+        ),
+        Ok(Some(address)) => page(
             StatusCode::OK,
             "Unsubscribed",
             &format!(
@@ -113,7 +118,7 @@ pub(crate) async fn one_click<S: Submitter>(
                 escape(&mask(&address))
             ),
         ),
-        None => not_found(),
+        Ok(None) => not_found(),
     }
 }
 

@@ -52,8 +52,8 @@ impl Submitter for Recorder {
         None
     }
 
-    async fn unsubscribe(&self, _token: &str) -> Option<String> {
-        None
+    async fn unsubscribe(&self, _token: &str) -> Result<Option<String>, SubmitError> {
+        Ok(None)
     }
 
     async fn opened(&self, _token: &str, _user_agent: Option<&str>) {}

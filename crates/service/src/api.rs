@@ -48,8 +48,11 @@ impl Submitter for ApiSubmitter {
         self.inbound.unsubscribe_target(token).await
     }
 
-    async fn unsubscribe(&self, token: &str) -> Option<String> {
-        self.inbound.unsubscribe_token(token).await
+    async fn unsubscribe(&self, token: &str) -> Result<Option<String>, SubmitError> {
+        self.inbound
+            .unsubscribe_token(token)
+            .await
+            .map_err(|_| SubmitError::Unavailable("the unsubscribe could not be stored now".into()))
     }
 
     async fn opened(&self, token: &str, user_agent: Option<&str>) {

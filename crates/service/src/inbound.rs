@@ -13,7 +13,7 @@ use carteiro_mail::clock::Clock;
 use carteiro_mail::verp::{Purpose, TokenKey};
 use carteiro_mail::{MessageId, Reply, split_address};
 use carteiro_store::{
-    BounceReportDetails, ComplaintDetails, EventDetails, EventKind, NewEvent, Store,
+    BounceReportDetails, ComplaintDetails, EventDetails, EventKind, NewEvent, Store, StoreError,
     UnsubscribeDetails,
 };
 use std::sync::Arc;
@@ -114,7 +114,9 @@ impl Inbound {
                     self.bounce(id, rcpt, report.as_ref()).await;
                 }
                 Some(Ok(Local::Unsubscribe(id, rcpt))) => {
-                    self.unsubscribe(id, rcpt, "mailto").await;
+                    // A failure is logged; the sender of a mailto hears 250
+                    // either way (the message was taken).
+                    let _ = self.unsubscribe(id, rcpt, "mailto").await;
                 }
                 Some(Ok(Local::Complaints)) => self.complaint(report.as_ref()).await,
                 _ => {}
@@ -184,7 +186,8 @@ impl Inbound {
                     reporting_mta: report.reporting_mta.clone(),
                 }),
             })
-            .await;
+            .await
+            .ok();
     }
 
     async fn complaint(&self, report: Option<&ParsedReport>) {
@@ -279,13 +282,22 @@ impl Inbound {
                     reporting_mta: report.reporting_mta.clone(),
                 }),
             })
-            .await;
+            .await
+            .ok();
     }
 
     /// Unsubscribes recipient `rcpt` of message `id` (one-click POST or a
-    /// mailto). Returns the address when the token named a real recipient.
-    pub async fn unsubscribe(&self, id: MessageId, rcpt: u16, how: &str) -> Option<String> {
-        let (account_id, address) = self.recipient(id, rcpt).await?;
+    /// mailto). Returns the address when the token named a real recipient,
+    /// once its suppression is stored; an error when it could not be.
+    pub async fn unsubscribe(
+        &self,
+        id: MessageId,
+        rcpt: u16,
+        how: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some((account_id, address)) = self.recipient(id, rcpt).await else {
+            return Ok(None);
+        };
         tracing::info!(message_id = %id, recipient = %address, how, "unsubscribed");
         self.recorder
             .record_and_suppress(NewEvent {
@@ -298,9 +310,9 @@ impl Inbound {
                     method: how.to_owned(),
                 }),
             })
-            .await;
+            .await?;
         self.recorder.events().flush().await;
-        Some(address)
+        Ok(Some(address))
     }
 
     /// The address a one-click unsubscribe token (from the URL in
@@ -311,8 +323,10 @@ impl Inbound {
     }
 
     /// Unsubscribes the recipient a one-click token stands for.
-    pub async fn unsubscribe_token(&self, token: &str) -> Option<String> {
-        let (id, rcpt) = self.tokens.decode(Purpose::Unsubscribe, token)?;
+    pub async fn unsubscribe_token(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let Some((id, rcpt)) = self.tokens.decode(Purpose::Unsubscribe, token) else {
+            return Ok(None);
+        };
         self.unsubscribe(id, rcpt, "one-click").await
     }
 }

@@ -10,7 +10,7 @@ use carteiro_delivery::engine::{DeliveryEvent, DeliveryEventKind, EventSink};
 use carteiro_mail::bounce::classify_reply;
 use carteiro_mail::clock::now_millis;
 use carteiro_store::{
-    DeliveryDetails, EventDetails, EventKind, EventWriter, NewEvent, SuppressionReason,
+    DeliveryDetails, EventDetails, EventKind, EventWriter, NewEvent, StoreError, SuppressionReason,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -89,7 +89,10 @@ impl Recorder {
     /// calls for a suppression ([`suppression_for`]), the returned future
     /// adds it: the caller awaits it, or spawns it where it cannot wait.
     #[must_use = "a suppression is only added when the future runs"]
-    pub fn record(&self, event: NewEvent) -> Option<impl Future<Output = ()> + Send + 'static> {
+    pub fn record(
+        &self,
+        event: NewEvent,
+    ) -> Option<impl Future<Output = Result<(), StoreError>> + Send + 'static> {
         let suppression = suppression_for(&event);
         let follow_up = suppression.map(|s| {
             let suppressions = Arc::clone(&self.suppressions);
@@ -106,17 +109,19 @@ impl Recorder {
                         s.detail.as_deref(),
                         s.actor,
                     )
-                    .await;
+                    .await
             }
         });
         self.events.event(event);
         follow_up
     }
 
-    /// Records `event` and waits for the suppression it calls for.
-    pub async fn record_and_suppress(&self, event: NewEvent) {
-        if let Some(suppress) = self.record(event) {
-            suppress.await;
+    /// Records `event` and waits for the suppression it calls for (a
+    /// failure to store it is returned, and logged already).
+    pub async fn record_and_suppress(&self, event: NewEvent) -> Result<(), StoreError> {
+        match self.record(event) {
+            Some(suppress) => suppress.await,
+            None => Ok(()),
         }
     }
 }
@@ -169,9 +174,12 @@ pub fn delivery_event(event: DeliveryEvent, timestamp_ms: u64) -> NewEvent {
 impl EventSink for StoreEvents {
     fn emit(&self, event: DeliveryEvent) {
         let event = delivery_event(event, now_millis());
-        // The engine cannot wait: a suppression runs on its own task.
+        // The engine cannot wait: a suppression runs on its own task (a
+        // failure is logged there).
         if let Some(suppress) = self.recorder.record(event) {
-            tokio::spawn(suppress);
+            tokio::spawn(async move {
+                let _ = suppress.await;
+            });
         }
     }
 }

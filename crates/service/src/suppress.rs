@@ -41,8 +41,9 @@ impl Suppressions {
         set.contains(&(account_id, address.to_ascii_lowercase()))
     }
 
-    /// Adds an address (store first, then memory). Failures are logged: a
-    /// lost automatic suppression must not stop bounce processing.
+    /// Adds an address (store first, with a synced commit, then memory).
+    /// A failure is logged and returned: callers that answer a person (an
+    /// unsubscribe page) must not say "done"; automatic ones go on.
     pub async fn add(
         &self,
         account_id: i64,
@@ -51,7 +52,7 @@ impl Suppressions {
         source_message_id: Option<&str>,
         detail: Option<&str>,
         actor: &str,
-    ) {
+    ) -> Result<(), StoreError> {
         match self
             .store
             .add_suppression(
@@ -69,9 +70,11 @@ impl Suppressions {
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert((account_id, address.to_ascii_lowercase()));
+                Ok(())
             }
             Err(err) => {
-                tracing::error!(%address, error = %err, "cannot add to the suppression list")
+                tracing::error!(%address, error = %err, "cannot add to the suppression list");
+                Err(err)
             }
         }
     }

@@ -56,6 +56,8 @@ pub(crate) struct TestSubmitter {
 /// The one unsubscribe token the test submitter knows, and its address.
 pub(crate) const UNSUBSCRIBE_TOKEN: &str = "u-valid-token";
 pub(crate) const UNSUBSCRIBE_ADDRESS: &str = "alice@shop.test";
+/// A genuine token whose unsubscribe the store cannot take now.
+pub(crate) const UNSTORABLE_TOKEN: &str = "u-store-down";
 
 /// The one open-tracking token and the one click-tracking token the test
 /// submitter knows, and the URL of the latter.
@@ -78,13 +80,18 @@ impl Submitter for TestSubmitter {
         (token == UNSUBSCRIBE_TOKEN).then(|| UNSUBSCRIBE_ADDRESS.to_owned())
     }
 
-    async fn unsubscribe(&self, token: &str) -> Option<String> {
-        let address = self.unsubscribe_target(token).await?;
+    async fn unsubscribe(&self, token: &str) -> Result<Option<String>, SubmitError> {
+        if token == UNSTORABLE_TOKEN {
+            return Err(SubmitError::Unavailable("the store cannot write".into()));
+        }
+        let Some(address) = self.unsubscribe_target(token).await else {
+            return Ok(None);
+        };
         self.unsubscribed
             .lock()
             .expect("unsubscribed lock")
             .push(address.clone());
-        Some(address)
+        Ok(Some(address))
     }
 
     async fn opened(&self, token: &str, user_agent: Option<&str>) {

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use tower::ServiceExt;
 
-use super::{Harness, UNSUBSCRIBE_TOKEN};
+use super::{Harness, UNSTORABLE_TOKEN, UNSUBSCRIBE_TOKEN};
 
 /// An HTML answer: status, content type, body text.
 struct Page {
@@ -112,4 +112,24 @@ async fn unknown_tokens_are_not_found() {
         assert!(page.content_type.starts_with("text/html"));
     }
     assert!(harness.unsubscribed().is_empty());
+}
+
+#[tokio::test]
+async fn an_unsubscribe_that_cannot_be_stored_is_not_confirmed() {
+    let harness = Harness::new().await;
+    let page = harness
+        .page(
+            Method::POST,
+            &format!("/u/{UNSTORABLE_TOKEN}"),
+            Some("List-Unsubscribe=One-Click"),
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("try again"), "{}", page.text);
+    assert!(!page.text.contains("Unsubscribed"), "{}", page.text);
 }
