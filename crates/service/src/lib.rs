@@ -30,6 +30,8 @@ pub mod outcome;
 pub mod sending;
 pub mod smtp;
 pub mod suppress;
+#[cfg(test)]
+mod testing;
 pub mod tracking;
 pub mod webhooks;
 
