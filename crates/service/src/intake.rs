@@ -338,20 +338,4 @@ impl Intake {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::bulk_header;
-
-    #[test]
-    fn the_bulk_header_says_yes_or_no() {
-        let with = |value: &str| format!("X-Carteiro-List-Unsubscribe: {value}\r\n\r\nbody\r\n");
-        assert_eq!(bulk_header(with("yes").as_bytes()), Some(true));
-        assert_eq!(bulk_header(with(" TRUE ").as_bytes()), Some(true));
-        assert_eq!(bulk_header(with("no").as_bytes()), Some(false));
-        assert_eq!(bulk_header(with("0").as_bytes()), Some(false));
-        assert_eq!(bulk_header(with("maybe").as_bytes()), None);
-        assert_eq!(
-            bulk_header(b"Subject: x\r\n\r\nX-Carteiro-List-Unsubscribe: yes\r\n"),
-            None
-        );
-    }
-}
+mod tests;
