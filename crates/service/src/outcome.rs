@@ -175,3 +175,6 @@ impl EventSink for StoreEvents {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
