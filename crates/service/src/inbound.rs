@@ -316,3 +316,6 @@ impl Inbound {
         self.unsubscribe(id, rcpt, "one-click").await
     }
 }
+
+#[cfg(test)]
+mod tests;
