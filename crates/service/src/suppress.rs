@@ -121,3 +121,6 @@ impl Suppressions {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
