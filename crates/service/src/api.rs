@@ -139,3 +139,6 @@ impl Submitter for ApiSubmitter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
