@@ -111,12 +111,12 @@ impl Intake {
         &self.events
     }
 
-    /// Takes a message in. `Ok` means it is durable and queued; it holds the
-    /// id of the message made for each recipient, in order: the message's
-    /// own id, except for bulk or tracked mail to several recipients, which
-    /// becomes one message per recipient (each unsubscribe link, pixel and
-    /// tracked link names its recipient, and the DKIM signature must cover
-    /// it).
+    /// Takes a message in. `Ok` means it is durable and queued. It holds the
+    /// id of the message made for each recipient, in order, for bulk or
+    /// tracked mail, which becomes one message per recipient (each
+    /// unsubscribe link, pixel and tracked link names its recipient, and the
+    /// DKIM signature must cover it); it is empty for other mail, which
+    /// stays one message under its own id.
     pub async fn accept(&self, mut incoming: Incoming) -> Result<Vec<MessageId>, IntakeError> {
         // The control header is read, then taken out: recipients never see
         // it (and the DKIM signature, made later, does not cover it).
