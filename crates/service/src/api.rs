@@ -142,3 +142,6 @@ impl Submitter for ApiSubmitter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

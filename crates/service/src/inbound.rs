@@ -330,3 +330,6 @@ impl Inbound {
         self.unsubscribe(id, rcpt, "one-click").await
     }
 }
+
+#[cfg(test)]
+mod tests;

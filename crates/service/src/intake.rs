@@ -111,12 +111,12 @@ impl Intake {
         &self.events
     }
 
-    /// Takes a message in. `Ok` means it is durable and queued; it holds the
-    /// id of the message made for each recipient, in order: the message's
-    /// own id, except for bulk or tracked mail to several recipients, which
-    /// becomes one message per recipient (each unsubscribe link, pixel and
-    /// tracked link names its recipient, and the DKIM signature must cover
-    /// it).
+    /// Takes a message in. `Ok` means it is durable and queued. It holds the
+    /// id of the message made for each recipient, in order, for bulk or
+    /// tracked mail, which becomes one message per recipient (each
+    /// unsubscribe link, pixel and tracked link names its recipient, and the
+    /// DKIM signature must cover it); it is empty for other mail, which
+    /// stays one message under its own id.
     pub async fn accept(&self, mut incoming: Incoming) -> Result<Vec<MessageId>, IntakeError> {
         // The control header is read, then taken out: recipients never see
         // it (and the DKIM signature, made later, does not cover it).
@@ -338,20 +338,4 @@ impl Intake {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::bulk_header;
-
-    #[test]
-    fn the_bulk_header_says_yes_or_no() {
-        let with = |value: &str| format!("X-Carteiro-List-Unsubscribe: {value}\r\n\r\nbody\r\n");
-        assert_eq!(bulk_header(with("yes").as_bytes()), Some(true));
-        assert_eq!(bulk_header(with(" TRUE ").as_bytes()), Some(true));
-        assert_eq!(bulk_header(with("no").as_bytes()), Some(false));
-        assert_eq!(bulk_header(with("0").as_bytes()), Some(false));
-        assert_eq!(bulk_header(with("maybe").as_bytes()), None);
-        assert_eq!(
-            bulk_header(b"Subject: x\r\n\r\nX-Carteiro-List-Unsubscribe: yes\r\n"),
-            None
-        );
-    }
-}
+mod tests;

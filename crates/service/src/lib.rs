@@ -33,6 +33,8 @@ pub mod queue;
 pub mod sending;
 pub mod smtp;
 pub mod suppress;
+#[cfg(test)]
+mod testing;
 pub mod tracking;
 pub mod webhooks;
 

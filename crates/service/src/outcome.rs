@@ -183,3 +183,6 @@ impl EventSink for StoreEvents {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

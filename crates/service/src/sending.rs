@@ -376,3 +376,6 @@ impl SendingPolicy {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -193,3 +193,6 @@ impl AuthCache {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,7 @@
 //! and changes made by other processes (the CLI beside the server) arrive
 //! through the store's audit log, polled every few seconds.
 
-use carteiro_store::{Store, StoreError, SuppressionReason};
+use carteiro_store::{Store, StoreError, SuppressionReason, suppression_address};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -38,7 +38,7 @@ impl Suppressions {
         if set.is_empty() {
             return false;
         }
-        set.contains(&(account_id, address.to_ascii_lowercase()))
+        set.contains(&(account_id, suppression_address(address)))
     }
 
     /// Adds an address (store first, with a synced commit, then memory).
@@ -69,7 +69,7 @@ impl Suppressions {
                 self.set
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert((account_id, address.to_ascii_lowercase()));
+                    .insert((account_id, suppression_address(address)));
                 Ok(())
             }
             Err(err) => {
@@ -90,7 +90,7 @@ impl Suppressions {
             {
                 let mut set = self.set.write().unwrap_or_else(|e| e.into_inner());
                 for change in &changes {
-                    let key = (change.account_id, change.address.to_ascii_lowercase());
+                    let key = (change.account_id, suppression_address(&change.address));
                     if change.added {
                         set.insert(key);
                     } else {
@@ -124,3 +124,6 @@ impl Suppressions {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

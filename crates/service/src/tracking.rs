@@ -204,3 +204,6 @@ pub fn is_machine_open(user_agent: Option<&str>) -> bool {
     let lower = agent.to_ascii_lowercase();
     MACHINE_AGENTS.iter().any(|part| lower.contains(part))
 }
+
+#[cfg(test)]
+mod tests;
