@@ -124,7 +124,7 @@ impl Tracker {
     ) {
         let message_id = id.to_string();
         let (account_id, address) = match self.store.message_recipient(&message_id, rcpt).await {
-            Ok(Some(found)) => found,
+            Ok(Some(found)) => (found.account_id, found.address),
             Ok(None) => {
                 tracing::debug!(%message_id, rcpt, "tracking token for a message without a record");
                 return;
