@@ -5,14 +5,23 @@
 //! events (the first of each marked unique), the link redirects to the
 //! original URL, and a tampered link is a 404, not a redirect. Account
 //! defaults from `[tracking]` apply, and a message can refuse them.
+//!
+//! The pixels are fetched by a person's agent more than a second after
+//! delivery (a fetch sooner is a scanner's, a machine open), so the opens
+//! here are a person's.
 
 mod common;
 
+use carteiro_service::tracking::PREFETCH_WINDOW_MS;
 use common::dkim::{dkimpy_verify, records};
-use common::http::{Answer, send_message, sending_account, wait_events};
+use common::http::{Answer, send_message, sending_account, wait_event, wait_events};
 use common::{Server, Setup, python_json, run};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::time::Instant;
 
 /// Names the message files handed to Python.
 static FILES: AtomicUsize = AtomicUsize::new(0);
@@ -101,6 +110,30 @@ fn attribute_values(html: &str, name: &str) -> Vec<String> {
             rest[..rest.find('"').unwrap_or(rest.len())].to_string()
         })
         .collect()
+}
+
+/// Waits until the delivery of message `id` is older than the prefetch
+/// window, polling the clock: a pixel fetched sooner is counted as a
+/// scanner's, whatever its agent.
+async fn wait_past_prefetch_window(server: &Server, key: &str, id: &str) {
+    let message = wait_event(server, key, id, "delivered").await;
+    let delivered = message["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["type"] == "delivered"))
+        .and_then(|e| e["timestamp"].as_str())
+        .unwrap_or_else(|| panic!("no delivered event: {message}"));
+    let delivered_ms = OffsetDateTime::parse(delivered, &Rfc3339)
+        .map(|t| t.unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or_else(|e| panic!("{delivered}: {e}"));
+    let now_ms = || OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while now_ms() - delivered_ms <= i128::from(PREFETCH_WINDOW_MS) {
+        assert!(
+            Instant::now() < deadline,
+            "{id}: delivered at {delivered}, still within the window"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `curl` a public URL: `(status, content type, redirect target, body length)`.
@@ -207,6 +240,9 @@ async fn html_mail_gets_a_pixel_and_tracked_links_that_record_and_redirect() {
     assert!(ids.contains(&alice_id), "{alice_id} in {ids:?}");
 
     // The pixel, twice: two opens, the first unique. Always the GIF.
+    for id in &ids {
+        wait_past_prefetch_window(&server, &key, id).await;
+    }
     for _ in 0..2 {
         let (status, content_type, _, size) = fetch(&pixels[0]).await;
         assert_eq!(
@@ -220,6 +256,10 @@ async fn html_mail_gets_a_pixel_and_tracked_links_that_record_and_redirect() {
     assert_eq!(opens[0]["details"]["unique"], true, "{opens:?}");
     assert_eq!(opens[1]["details"]["unique"], false, "{opens:?}");
     assert_eq!(opens[0]["details"]["user_agent"], "TrackTest/1.0");
+    assert_eq!(
+        opens[0]["details"]["machine"], false,
+        "a person's: {opens:?}"
+    );
 
     // A forged pixel answers the same GIF and records nothing.
     let forged_pixel = format!("{base}/t/o/{}", "0".repeat(45));

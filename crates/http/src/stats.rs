@@ -357,6 +357,7 @@ mod tests {
         assert_eq!(intervals[1]["start"], "2026-11-27T00:00:00.000Z");
         assert_eq!(totals["received"], 5);
         assert_eq!(totals["opened_unique"], 0);
+        assert_eq!(totals["opened_machine"], 0);
         assert!(totals.get("start").is_none());
     }
 }

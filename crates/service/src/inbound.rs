@@ -132,7 +132,7 @@ impl Inbound {
                 if found.is_none() {
                     tracing::info!(message_id = %id, rcpt, "report for a message without a record");
                 }
-                found
+                found.map(|r| (r.account_id, r.address))
             }
             Err(err) => {
                 tracing::error!(message_id = %id, error = %err, "cannot look the message up");

@@ -207,12 +207,10 @@ async fn run(store: Store, mut inbox: Inbox, pauses: &'static [Duration]) {
     loop {
         let gathered = match &holding {
             None => inbox.gather(&mut commands).await,
-            Some(hold) => {
-                match tokio::time::timeout_at(hold.retry_at, inbox.gather(&mut commands)).await {
-                    Ok(gathered) => gathered,
-                    Err(_) => true, // time to try the store again
-                }
-            }
+            // At the retry time, try the store again even if nothing came.
+            Some(hold) => tokio::time::timeout_at(hold.retry_at, inbox.gather(&mut commands))
+                .await
+                .unwrap_or(true),
         };
         if !gathered {
             break; // every handle dropped, everything written

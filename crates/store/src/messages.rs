@@ -103,6 +103,20 @@ pub struct RecipientRecord {
     pub updated_at_ms: i64,
 }
 
+/// One recipient of a message found by its id alone
+/// ([`Store::message_recipient`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRecipient {
+    /// The account owning the message.
+    pub account_id: i64,
+    /// The address as given in the envelope.
+    pub address: String,
+    /// When it was delivered, unix milliseconds: the time of its `delivered`
+    /// event while that is its state; `None` before delivery or after a
+    /// later state (an asynchronous bounce).
+    pub delivered_at_ms: Option<i64>,
+}
+
 /// A recorded message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MessageRecord {
@@ -224,12 +238,16 @@ impl Store {
         let Some(account) = account_name(self, account_id).await? else {
             return Ok(None);
         };
+        // One read transaction: the record, its recipients' states and its
+        // events from the same snapshot, so a state never lags an event
+        // committed between two of the reads.
+        let mut read = self.pool.begin().await?;
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.account_id = $1 AND m.id = $2"
         )))
         .bind(account_id)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *read)
         .await?
         else {
             return Ok(None);
@@ -241,7 +259,7 @@ impl Store {
         )
         .bind(account_id)
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *read)
         .await?
         .iter()
         .map(|row| recipient_from_row(row, id))
@@ -249,11 +267,12 @@ impl Store {
         message.events = sqlx::query(sqlx::AssertSqlSafe(MESSAGE_EVENTS_SQL.to_owned()))
             .bind(account_id)
             .bind(id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *read)
             .await?
             .iter()
             .map(|row| EventRecord::from_row(row, &account))
             .collect::<Result<_, _>>()?;
+        read.commit().await?;
         Ok(Some(message))
     }
 
@@ -331,16 +350,20 @@ impl Store {
         Ok(())
     }
 
-    /// The account owning message `id` and the address of its recipient at
-    /// envelope position `idx`, whatever the account: for reports (bounces,
-    /// unsubscribes) that name a message by a token carrying only its id.
+    /// The account owning message `id` and its recipient at envelope
+    /// position `idx`, whatever the account: for reports (bounces,
+    /// unsubscribes, opens, clicks) that name a message by a token carrying
+    /// only its id. One keyed read, which also tells when the recipient was
+    /// delivered (its state row has the time).
     pub async fn message_recipient(
         &self,
         id: &str,
         idx: u16,
-    ) -> Result<Option<(i64, String)>, StoreError> {
+    ) -> Result<Option<MessageRecipient>, StoreError> {
         let row = sqlx::query(
-            "SELECT r.account_id, r.address FROM messages m \
+            "SELECT r.account_id, r.address, \
+             CASE WHEN r.state = 'delivered' THEN r.updated_at_ms END AS delivered_at_ms \
+             FROM messages m \
              JOIN message_recipients r ON r.account_id = m.account_id AND r.message_id = m.id \
              WHERE m.id = $1 AND r.idx = $2",
         )
@@ -348,8 +371,14 @@ impl Store {
         .bind(i64::from(idx))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| Ok((row.try_get("account_id")?, row.try_get("address")?)))
-            .transpose()
+        row.map(|row| {
+            Ok(MessageRecipient {
+                account_id: row.try_get("account_id")?,
+                address: row.try_get("address")?,
+                delivered_at_ms: row.try_get("delivered_at_ms")?,
+            })
+        })
+        .transpose()
     }
 
     /// The account owning message `id` and all its recipients in envelope

@@ -3,7 +3,7 @@
 //! (`stats/rollup.rs`, in each batch's transaction) and read here by time
 //! range. A request never scans the event log: it reads at most one row per
 //! hour and sending domain (times the groups asked for), whatever the number
-//! of events (migration 0009 has the tables).
+//! of events (migration 0009 has the tables, 0010 `opened_machine`).
 //!
 //! Days are sums of hours (UTC). Counts are per recipient. This module knows
 //! nothing of HTTP; the API shapes the answer.
@@ -27,9 +27,10 @@ pub const HOUR_SECONDS: i64 = 3600;
 /// Seconds in a day.
 pub const DAY_SECONDS: i64 = 86_400;
 
-/// The counter columns of both rollup tables, in storage order; also the
+/// The counter columns of both rollup tables (the order of [`StatsCounts`],
+/// not of the tables: columns added later sit at the tables' end); also the
 /// wire names of [`StatsCounts`].
-pub(crate) const COLUMNS: [&str; 12] = [
+pub(crate) const COLUMNS: [&str; 13] = [
     "received",
     "delivered",
     "deferred",
@@ -39,14 +40,34 @@ pub(crate) const COLUMNS: [&str; 12] = [
     "complained",
     "opened",
     "opened_unique",
+    "opened_machine",
     "clicked",
     "clicked_unique",
     "unsubscribed",
 ];
 
+/// Positions in [`COLUMNS`], for the rollups.
+pub(crate) mod column {
+    pub(crate) const RECEIVED: usize = 0;
+    pub(crate) const DELIVERED: usize = 1;
+    pub(crate) const DEFERRED: usize = 2;
+    pub(crate) const BOUNCED: usize = 3;
+    pub(crate) const EXPIRED: usize = 4;
+    pub(crate) const SUPPRESSED: usize = 5;
+    pub(crate) const COMPLAINED: usize = 6;
+    pub(crate) const OPENED: usize = 7;
+    pub(crate) const OPENED_UNIQUE: usize = 8;
+    pub(crate) const OPENED_MACHINE: usize = 9;
+    pub(crate) const CLICKED: usize = 10;
+    pub(crate) const CLICKED_UNIQUE: usize = 11;
+    pub(crate) const UNSUBSCRIBED: usize = 12;
+}
+
 /// Counts of one interval (or a total). `opened` and `clicked` count every
-/// open and click; the `_unique` ones only the first per recipient (events
-/// whose details say `"unique": true`).
+/// open by a person and every click; the `_unique` ones only the first per
+/// recipient (events whose details say `"unique": true`). Opens by image
+/// proxies and prefetchers (`"machine": true`) count in `opened_machine`
+/// only, so open rates stay about people.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StatsCounts {
     pub received: u64,
@@ -58,6 +79,7 @@ pub struct StatsCounts {
     pub complained: u64,
     pub opened: u64,
     pub opened_unique: u64,
+    pub opened_machine: u64,
     pub clicked: u64,
     pub clicked_unique: u64,
     pub unsubscribed: u64,
@@ -73,7 +95,7 @@ impl StatsCounts {
     }
 
     /// Every count in [`COLUMNS`] order.
-    pub fn values(&self) -> [u64; 12] {
+    pub fn values(&self) -> [u64; COLUMNS.len()] {
         [
             self.received,
             self.delivered,
@@ -84,6 +106,7 @@ impl StatsCounts {
             self.complained,
             self.opened,
             self.opened_unique,
+            self.opened_machine,
             self.clicked,
             self.clicked_unique,
             self.unsubscribed,
@@ -95,7 +118,7 @@ impl StatsCounts {
         self.values().iter().sum()
     }
 
-    fn fields_mut(&mut self) -> [&mut u64; 12] {
+    fn fields_mut(&mut self) -> [&mut u64; COLUMNS.len()] {
         [
             &mut self.received,
             &mut self.delivered,
@@ -106,6 +129,7 @@ impl StatsCounts {
             &mut self.complained,
             &mut self.opened,
             &mut self.opened_unique,
+            &mut self.opened_machine,
             &mut self.clicked,
             &mut self.clicked_unique,
             &mut self.unsubscribed,

@@ -62,7 +62,7 @@ fn mx(host: &str) -> EventDetails {
     })
 }
 
-/// An open's details.
+/// An open's details, by a person.
 fn engaged(unique: bool) -> EventDetails {
     EventDetails::Engagement(EngagementDetails {
         unique,
@@ -71,8 +71,19 @@ fn engaged(unique: bool) -> EventDetails {
     })
 }
 
-/// Three messages on 2026-11-26: one delivered (in hour 9) and opened twice,
-/// one bounced (hour 11), both tagged; one delivered, untagged.
+/// An open's details, by a prefetcher.
+fn machine_open() -> EventDetails {
+    EventDetails::Engagement(EngagementDetails {
+        user_agent: Some("GoogleImageProxy".to_owned()),
+        unique: false,
+        machine: Some(true),
+        url: None,
+    })
+}
+
+/// Three messages on 2026-11-26: one delivered (in hour 9), its pixel
+/// fetched by a machine on arrival and opened twice by a person an hour
+/// later, one bounced (hour 11), both tagged; one delivered, untagged.
 async fn three_messages(h: &Harness) {
     let google = mx("aspmx.l.google.com");
     let at = MIDNIGHT + 9 * HOUR_MS;
@@ -86,6 +97,7 @@ async fn three_messages(h: &Harness) {
         &[
             (EventKind::Received, 0, EventDetails::None),
             (EventKind::Delivered, 10, google.clone()),
+            (EventKind::Opened, 20, machine_open()),
             (EventKind::Opened, HOUR_MS, engaged(true)),
             (EventKind::Opened, HOUR_MS + 1, engaged(false)),
         ],
@@ -156,12 +168,13 @@ async fn hourly_counts_cover_every_interval_of_the_range() {
     assert_eq!(column("bounced"), [0, 0, 0, 1]);
     assert_eq!(column("opened"), [0, 0, 2, 0]);
     assert_eq!(column("opened_unique"), [0, 0, 1, 0]);
+    assert_eq!(column("opened_machine"), [0, 1, 0, 0], "apart from people");
     let totals = &body["totals"];
     assert_eq!(
         *totals,
         json!({"received": 3, "delivered": 2, "deferred": 0, "bounced": 1, "expired": 0,
                "suppressed": 0, "complained": 0, "opened": 2, "opened_unique": 1,
-               "clicked": 0, "clicked_unique": 0, "unsubscribed": 0})
+               "opened_machine": 1, "clicked": 0, "clicked_unique": 0, "unsubscribed": 0})
     );
     assert!(body.get("groups").is_none());
 }
@@ -215,6 +228,7 @@ async fn days_tags_domains_and_groups() {
         .expect("google");
     assert_eq!(google["totals"]["delivered"], 2);
     assert_eq!(google["totals"]["opened"], 2);
+    assert_eq!(google["totals"]["opened_machine"], 1);
     assert_eq!(google["intervals"].as_array().expect("days").len(), 2);
     assert_eq!(
         by_provider.json["totals"]["received"], 3,

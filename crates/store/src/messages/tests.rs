@@ -95,6 +95,57 @@ async fn a_message_reads_back_with_recipients_and_events_in_order() {
 }
 
 #[tokio::test]
+async fn a_recipient_found_by_message_id_says_when_it_was_delivered() {
+    let (_dir, store) = temp_store().await;
+    let acme = store.create_account("acme").await.expect("account");
+    let id = message_id(T0, 1);
+    let message = new_message(acme.id, &id, T0, &["a@x.test", "b@y.test"], &[]);
+    record(&store, &[message], &[]).await;
+    let lookup = |idx| {
+        let (store, id) = (store.clone(), id.clone());
+        async move { store.message_recipient(&id, idx).await.expect("lookup") }
+    };
+    let queued = lookup(0).await.expect("found");
+    assert_eq!(
+        queued,
+        MessageRecipient {
+            account_id: acme.id,
+            address: "a@x.test".to_owned(),
+            delivered_at_ms: None,
+        }
+    );
+
+    let delivered = new_event(acme.id, &id, Some("a@x.test"), EventKind::Delivered, T0 + 5);
+    let deferred = new_event(acme.id, &id, Some("b@y.test"), EventKind::Deferred, T0 + 6);
+    record(&store, &[], &[delivered, deferred]).await;
+    assert_eq!(
+        lookup(0).await.expect("found").delivered_at_ms,
+        Some(T0 + 5)
+    );
+    assert_eq!(lookup(1).await.expect("found").delivered_at_ms, None);
+    assert_eq!(lookup(2).await, None, "no third recipient");
+    assert_eq!(
+        store
+            .message_recipient(&message_id(T0, 2), 0)
+            .await
+            .expect("lookup"),
+        None
+    );
+
+    // A bounce reported later is the recipient's state now: no longer
+    // delivered.
+    let bounced = new_event(
+        acme.id,
+        &id,
+        Some("a@x.test"),
+        EventKind::Bounced,
+        T0 + 60_000,
+    );
+    record(&store, &[], &[bounced]).await;
+    assert_eq!(lookup(0).await.expect("found").delivered_at_ms, None);
+}
+
+#[tokio::test]
 async fn another_account_sees_nothing() {
     let (_dir, store) = temp_store().await;
     let acme = store.create_account("acme").await.expect("account");

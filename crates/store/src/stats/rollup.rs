@@ -30,7 +30,7 @@ use carteiro_mail::provider::provider_of_host;
 use serde::Serialize;
 use sqlx::{Row, SqliteConnection};
 
-use super::{COLUMNS, HOUR_SECONDS};
+use super::{COLUMNS, HOUR_SECONDS, column};
 use crate::error::StoreError;
 use crate::events::{EventKind, NewEvent};
 use crate::messages::NewMessage;
@@ -141,23 +141,26 @@ impl StatsMemory {
     }
 }
 
-/// The counter columns an event adds one to (in [`COLUMNS`] order), or none
-/// for kinds that are not counted (deleted, held, rejected).
+/// The counter columns an event adds one to (positions in [`COLUMNS`]), or
+/// none for kinds that are not counted (deleted, held, rejected). A
+/// machine's open counts only as one; a person's as an open, and as a
+/// unique one when it is the first.
 fn columns_of(event: &NewEvent) -> &'static [usize] {
     let unique = event.details.is_unique();
     match event.kind {
-        EventKind::Received => &[0],
-        EventKind::Delivered => &[1],
-        EventKind::Deferred => &[2],
-        EventKind::Bounced => &[3],
-        EventKind::Expired => &[4],
-        EventKind::Suppressed => &[5],
-        EventKind::Complained => &[6],
-        EventKind::Opened if unique => &[7, 8],
-        EventKind::Opened => &[7],
-        EventKind::Clicked if unique => &[9, 10],
-        EventKind::Clicked => &[9],
-        EventKind::Unsubscribed => &[11],
+        EventKind::Received => &[column::RECEIVED],
+        EventKind::Delivered => &[column::DELIVERED],
+        EventKind::Deferred => &[column::DEFERRED],
+        EventKind::Bounced => &[column::BOUNCED],
+        EventKind::Expired => &[column::EXPIRED],
+        EventKind::Suppressed => &[column::SUPPRESSED],
+        EventKind::Complained => &[column::COMPLAINED],
+        EventKind::Opened if event.details.is_machine() => &[column::OPENED_MACHINE],
+        EventKind::Opened if unique => &[column::OPENED, column::OPENED_UNIQUE],
+        EventKind::Opened => &[column::OPENED],
+        EventKind::Clicked if unique => &[column::CLICKED, column::CLICKED_UNIQUE],
+        EventKind::Clicked => &[column::CLICKED],
+        EventKind::Unsubscribed => &[column::UNSUBSCRIBED],
         EventKind::Deleted | EventKind::Held | EventKind::Rejected => &[],
     }
 }
@@ -523,12 +526,36 @@ mod tests {
     fn the_upsert_adds_every_counter() {
         let sql = upsert_sql("t", &["a", "b"]);
         assert!(sql.starts_with("INSERT INTO t (a, b, received, delivered"));
-        assert!(sql.contains("value ->> 13"));
+        assert!(sql.contains("value ->> 14") && !sql.contains("value ->> 15"));
+        assert!(sql.contains("opened_machine = opened_machine + excluded.opened_machine"));
         assert!(
             sql.contains(
                 "ON CONFLICT (a, b) DO UPDATE SET received = received + excluded.received"
             )
         );
         assert!(sql.ends_with("unsubscribed = unsubscribed + excluded.unsubscribed"));
+    }
+
+    #[test]
+    fn column_positions_name_their_columns() {
+        let named = [
+            (column::RECEIVED, "received"),
+            (column::DELIVERED, "delivered"),
+            (column::DEFERRED, "deferred"),
+            (column::BOUNCED, "bounced"),
+            (column::EXPIRED, "expired"),
+            (column::SUPPRESSED, "suppressed"),
+            (column::COMPLAINED, "complained"),
+            (column::OPENED, "opened"),
+            (column::OPENED_UNIQUE, "opened_unique"),
+            (column::OPENED_MACHINE, "opened_machine"),
+            (column::CLICKED, "clicked"),
+            (column::CLICKED_UNIQUE, "clicked_unique"),
+            (column::UNSUBSCRIBED, "unsubscribed"),
+        ];
+        assert_eq!(named.len(), COLUMNS.len());
+        for (position, name) in named {
+            assert_eq!(COLUMNS[position], name);
+        }
     }
 }

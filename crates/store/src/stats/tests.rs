@@ -41,6 +41,23 @@ fn engaged(unique: bool) -> EventDetails {
     })
 }
 
+/// An open's details, by a person or by a machine.
+fn opened_by(machine: bool, unique: bool) -> EventDetails {
+    EventDetails::Engagement(EngagementDetails {
+        user_agent: Some(
+            if machine {
+                "GoogleImageProxy"
+            } else {
+                "Thunderbird/128.0"
+            }
+            .into(),
+        ),
+        unique,
+        machine: Some(machine),
+        url: None,
+    })
+}
+
 fn filter(since_ms: i64, until_ms: i64, bucket_seconds: i64) -> StatsFilter {
     StatsFilter {
         since_ms,
@@ -473,6 +490,90 @@ async fn a_later_message_to_a_known_domain_counts_under_its_provider() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].group.as_deref(), Some("google.com"));
     assert_eq!(rows[0].counts.received, 1);
+}
+
+#[tokio::test]
+async fn machine_opens_count_apart_from_opens_by_people() {
+    let (_dir, store) = temp_store().await;
+    let acme = store.create_account("acme").await.expect("account");
+    let id = message_id(T0, 1);
+    let to = "x@gmail.com";
+    let opens = [
+        // A proxy fetched the pixel on arrival, then again later.
+        event(
+            acme.id,
+            &id,
+            to,
+            EventKind::Opened,
+            T0 + 1,
+            opened_by(true, false),
+        ),
+        event(
+            acme.id,
+            &id,
+            to,
+            EventKind::Opened,
+            T0 + 2,
+            opened_by(true, false),
+        ),
+        // Even one claiming to be the first counts only as a machine's.
+        event(
+            acme.id,
+            &id,
+            to,
+            EventKind::Opened,
+            T0 + 3,
+            opened_by(true, true),
+        ),
+        // The person: a first open and a repeat.
+        event(
+            acme.id,
+            &id,
+            to,
+            EventKind::Opened,
+            T0 + 4,
+            opened_by(false, true),
+        ),
+        event(
+            acme.id,
+            &id,
+            to,
+            EventKind::Opened,
+            T0 + 5,
+            opened_by(false, false),
+        ),
+    ];
+    record(
+        &store,
+        &[new_message(acme.id, &id, T0, &[to], &["news"])],
+        &opens,
+    )
+    .await;
+    let expected = StatsCounts {
+        opened: 2,
+        opened_unique: 1,
+        opened_machine: 3,
+        ..StatsCounts::default()
+    };
+    let range = filter(T0, T0 + HOUR_MS, HOUR_SECONDS);
+    let rows = store.stats(acme.id, &range).await.expect("stats");
+    assert_eq!(total(&rows), expected);
+    // The tag's rows and the provider table count the same way.
+    let tagged = StatsFilter {
+        tag: Some("news".to_owned()),
+        ..range.clone()
+    };
+    assert_eq!(
+        total(&store.stats(acme.id, &tagged).await.expect("tag")),
+        expected
+    );
+    let by_provider = StatsFilter {
+        group: Some(StatsGroup::Provider),
+        ..range
+    };
+    let rows = store.stats(acme.id, &by_provider).await.expect("provider");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].counts, expected);
 }
 
 #[tokio::test]
