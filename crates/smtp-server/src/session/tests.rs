@@ -9,8 +9,10 @@ use proptest::prelude::*;
 use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod slow;
+
 #[derive(Default)]
-struct TestHandler {
+pub(crate) struct TestHandler {
     accepted: Mutex<Vec<IncomingMessage>>,
     spool_full: bool,
 }
