@@ -27,7 +27,7 @@ pub use listener::serve;
 pub use session::run_session;
 
 use carteiro_config::Config;
-use limits::{AuthThrottle, ConnectionLimiter};
+use limits::{AuthThrottle, ConnectionLimiter, ConnectionLimits};
 use std::sync::Arc;
 
 /// The role of a listener, which decides TLS and authentication rules.
@@ -72,7 +72,7 @@ impl<H: Handler> ServerContext<H> {
     ) -> Arc<ServerContext<H>> {
         let smtp = &config.smtp;
         Arc::new(ServerContext {
-            limiter: ConnectionLimiter::new(smtp.max_connections, smtp.max_connections_per_ip),
+            limiter: ConnectionLimiter::new(ConnectionLimits::from_config(smtp)),
             auth_throttle: AuthThrottle::new(smtp.auth_max_failures, smtp.auth_failure_window),
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             config,

@@ -431,4 +431,4 @@ fn consume(buf: &mut BytesMut, n: usize) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

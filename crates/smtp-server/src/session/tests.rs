@@ -60,7 +60,7 @@ impl Handler for TestHandler {
 }
 
 #[allow(clippy::field_reassign_with_default)]
-fn config(trusted: bool) -> Config {
+pub(crate) fn config(trusted: bool) -> Config {
     let mut config = Config::default();
     config.hostname = "relay.test".into();
     config.smtp.max_recipients = 3;
