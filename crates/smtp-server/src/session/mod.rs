@@ -301,8 +301,8 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
                 mechanism,
                 initial_response,
             } => self.auth(mechanism, &initial_response).await?,
-            Request::Mail { from } => self.mail(from).await,
-            Request::Rcpt { to } => self.rcpt(to),
+            Request::Mail { from } => self.mail(from, &line).await,
+            Request::Rcpt { to } => self.rcpt(to, &line),
             Request::Data => self.data().await?,
             Request::Bdat {
                 chunk_size,
