@@ -58,6 +58,17 @@ pub struct SmtpConfig {
     pub max_connections: usize,
     /// Most simultaneous SMTP connections from one client IP. Default 200.
     pub max_connections_per_ip: usize,
+    /// Most simultaneous SMTP connections from one network prefix: a /24
+    /// for IPv4, a /64 for IPv6 (usually one site or subscriber, however
+    /// many addresses it rotates through). Clients on `trusted_networks` are
+    /// not counted. Default 200, as much as one address may have: one
+    /// network can take at most a tenth of the default `max_connections`.
+    pub max_connections_per_prefix: usize,
+    /// Connections of `max_connections` kept for clients on
+    /// `trusted_networks`: other clients may only use the rest. Absent: a
+    /// tenth of `max_connections`; nothing is reserved when there are no
+    /// trusted networks. Read it through [`SmtpConfig::reserved_trusted`].
+    pub reserved_trusted_connections: Option<usize>,
     /// Most commands outside a mail transaction (EHLO, NOOP, RSET, VRFY,
     /// HELP...) before the server closes a connection that sends no mail.
     /// Default 50.
@@ -69,6 +80,17 @@ pub struct SmtpConfig {
     /// Default `"5m"`.
     #[serde(deserialize_with = "de::duration")]
     pub idle_timeout: Duration,
+    /// Time allowed for one command line, from its first byte to its CRLF
+    /// (a client dripping a line byte by byte is cut there), and the most a
+    /// client may fall behind `min_data_rate`. Default `"60s"`.
+    #[serde(deserialize_with = "de::duration")]
+    pub command_timeout: Duration,
+    /// Slowest average rate, in bytes per second, at which DATA and BDAT
+    /// content must arrive once the client has used up `command_timeout` of
+    /// slack. Written as a size (`"1KB"`); 0 turns the check off.
+    /// Default `"1KB"`.
+    #[serde(deserialize_with = "de::size")]
+    pub min_data_rate: u64,
     /// Failed AUTH attempts allowed per client IP within
     /// `auth_failure_window`; further attempts are refused. Default 5.
     pub auth_max_failures: u32,
@@ -101,9 +123,13 @@ impl Default for SmtpConfig {
             max_line_length: 998,
             max_connections: 2000,
             max_connections_per_ip: 200,
+            max_connections_per_prefix: 200,
+            reserved_trusted_connections: None,
             max_commands_before_mail: 50,
             max_errors: 20,
             idle_timeout: Duration::from_secs(5 * 60),
+            command_timeout: Duration::from_secs(60),
+            min_data_rate: 1000,
             auth_max_failures: 5,
             auth_failure_window: Duration::from_secs(15 * 60),
             default_account: "default".to_owned(),
@@ -120,6 +146,17 @@ impl SmtpConfig {
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.trusted_networks.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Connections kept for trusted clients: `reserved_trusted_connections`,
+    /// else a tenth of `max_connections`; none without trusted networks,
+    /// since nobody could use them.
+    pub fn reserved_trusted(&self) -> usize {
+        if self.trusted_networks.is_empty() {
+            return 0;
+        }
+        self.reserved_trusted_connections
+            .unwrap_or(self.max_connections / 10)
     }
 }
 
@@ -143,5 +180,20 @@ mod tests {
         assert!(!smtp.is_trusted("::ffff:11.0.0.1".parse().unwrap()));
         assert!(!smtp.is_trusted("2001:db9::1".parse().unwrap()));
         assert!(!SmtpConfig::default().is_trusted("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_trusted_reserve_defaults_to_a_tenth_and_needs_trusted_networks() {
+        let mut smtp = SmtpConfig {
+            max_connections: 500,
+            ..SmtpConfig::default()
+        };
+        assert_eq!(smtp.reserved_trusted(), 0, "no trusted networks");
+        smtp.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(smtp.reserved_trusted(), 50);
+        smtp.reserved_trusted_connections = Some(7);
+        assert_eq!(smtp.reserved_trusted(), 7);
+        smtp.trusted_networks.clear();
+        assert_eq!(smtp.reserved_trusted(), 0);
     }
 }

@@ -94,6 +94,10 @@ fn empty_file_is_the_default() {
     );
     assert_eq!(defaults.smtp.max_message_size, 50_000_000);
     assert_eq!(defaults.smtp.idle_timeout, Duration::from_secs(300));
+    assert_eq!(defaults.smtp.command_timeout, Duration::from_secs(60));
+    assert_eq!(defaults.smtp.min_data_rate, 1000);
+    assert_eq!(defaults.smtp.max_connections_per_prefix, 200);
+    assert_eq!(defaults.smtp.reserved_trusted_connections, None);
     assert_eq!(defaults.delivery.retry_max, Duration::from_secs(4 * 3600));
     assert_eq!(defaults.delivery.tls, TlsMode::Opportunistic);
     assert_eq!(defaults.http.public_url, "http://127.0.0.1:8025");
@@ -145,6 +149,11 @@ fn every_key_parses_into_its_field() {
     );
     assert_eq!(counts, (50, 2000, 10, 2, 5, 3, 3));
     assert_eq!(smtp.idle_timeout, Duration::from_secs(5400));
+    assert_eq!(smtp.command_timeout, Duration::from_secs(45));
+    assert_eq!(smtp.min_data_rate, 2048);
+    assert_eq!(smtp.max_connections_per_prefix, 4);
+    assert_eq!(smtp.reserved_trusted_connections, Some(3));
+    assert_eq!(smtp.reserved_trusted(), 3);
     assert_eq!(smtp.auth_failure_window, Duration::from_secs(3600));
     assert_eq!(smtp.default_account, "ops");
     assert_eq!(smtp.local_domains, ["bounces.example.org"]);
@@ -438,6 +447,37 @@ fn semantic_errors_name_their_key() {
         "[smtp]\nidle_timeout = \"0s\"\n",
         "smtp.idle_timeout",
         "longer than 0s",
+    );
+    refused(
+        "[smtp]\ncommand_timeout = \"0s\"\n",
+        "smtp.command_timeout",
+        "longer than 0s",
+    );
+    refused(
+        "[smtp]\ncommand_timeout = 60\n",
+        "smtp.command_timeout",
+        "expected a duration",
+    );
+    refused(
+        "[smtp]\nmin_data_rate = \"1KB/s\"\n",
+        "smtp.min_data_rate",
+        "invalid size",
+    );
+    refused(
+        "[smtp]\nmax_connections_per_prefix = 0\n",
+        "smtp.max_connections_per_prefix",
+        "greater than 0",
+    );
+    let err = refused(
+        "[smtp]\nmax_connections = 10\nreserved_trusted_connections = 10\n",
+        "smtp.reserved_trusted_connections",
+        "less than smtp.max_connections (10)",
+    );
+    assert_eq!(line_of(&err), Some(3));
+    assert_eq!(
+        parse("[smtp]\nmin_data_rate = 0\n").smtp.min_data_rate,
+        0,
+        "0 turns the rate check off"
     );
     refused(
         "[smtp]\ndefault_account = \" \"\n",

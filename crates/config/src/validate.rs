@@ -103,6 +103,10 @@ fn check_smtp(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigErro
         ("max_connections", smtp.max_connections as u64),
         ("max_connections_per_ip", smtp.max_connections_per_ip as u64),
         (
+            "max_connections_per_prefix",
+            smtp.max_connections_per_prefix as u64,
+        ),
+        (
             "max_commands_before_mail",
             smtp.max_commands_before_mail as u64,
         ),
@@ -119,10 +123,22 @@ fn check_smtp(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigErro
         "smtp",
         &[
             ("idle_timeout", smtp.idle_timeout),
+            ("command_timeout", smtp.command_timeout),
             ("auth_failure_window", smtp.auth_failure_window),
         ],
         source,
     )?;
+    if let Some(reserved) = smtp.reserved_trusted_connections
+        && reserved >= smtp.max_connections
+    {
+        return Err(source.invalid(
+            "smtp.reserved_trusted_connections",
+            format!(
+                "must be less than smtp.max_connections ({}): other clients would never get in",
+                smtp.max_connections
+            ),
+        ));
+    }
     match (&smtp.tls_cert, &smtp.tls_key) {
         (Some(_), None) => {
             return Err(source.invalid_near(

@@ -102,11 +102,19 @@ impl Reply {
         LOCAL_ERROR = 451, (4, 3, 0), "local error in processing, try again later";
         TOO_BUSY = 421, (4, 7, 0), "too many connections, try again later";
         TOO_MANY_FROM_IP = 421, (4, 7, 0), "too many connections from your address, try again later";
+        TOO_MANY_FROM_NETWORK = 421, (4, 7, 0), "too many connections from your network, try again later";
+        /// Sent with the host name first ([`Reply::with_host`]), as all three timeouts.
         TIMEOUT = 421, (4, 4, 2), "idle timeout, closing connection";
+        /// A command line that did not reach its CRLF in time.
+        COMMAND_TIMEOUT = 421, (4, 4, 2), "command timeout, closing connection";
+        /// Message content arriving below the minimum rate.
+        DATA_TIMEOUT = 421, (4, 4, 2), "data timeout: message content too slow, closing connection";
         TOO_MANY_COMMANDS = 421, (4, 7, 0), "too many commands without a transaction, closing connection";
         TOO_MANY_ERRORS = 421, (4, 7, 0), "too many errors, closing connection";
         SHUTTING_DOWN = 421, (4, 3, 2), "service shutting down, closing connection";
         SMTPUTF8_REQUIRED = 553, (5, 6, 7), "non-ASCII address requires SMTPUTF8";
+        /// RFC 6531 addresses are UTF-8; other bytes would be passed on as U+FFFD.
+        INVALID_UTF8_ADDRESS = 501, (5, 6, 7), "address is not valid UTF-8";
         TLS_UNAVAILABLE = 454, (4, 7, 0), "TLS not available";
     }
 
@@ -126,6 +134,12 @@ impl Reply {
             status: self.status,
             text: text.into(),
         }
+    }
+
+    /// The same reply with `host` before its text: the form RFC 5321
+    /// §4.2.3 gives a `421` that closes the connection.
+    pub fn with_host(&self, host: &str) -> Reply {
+        self.with_text(format!("{host} {}", self.text))
     }
 
     pub fn is_positive(&self) -> bool {
@@ -213,6 +227,14 @@ mod tests {
         assert_eq!(
             reply.to_wire(),
             "250-relay.test\r\n250-PIPELINING\r\n250 SIZE 10\r\n"
+        );
+    }
+
+    #[test]
+    fn a_closing_reply_can_name_the_host() {
+        assert_eq!(
+            Reply::COMMAND_TIMEOUT.with_host("mx.test").to_wire(),
+            "421 4.4.2 mx.test command timeout, closing connection\r\n"
         );
     }
 

@@ -6,7 +6,9 @@
 //! The session enforces the relay policy (trusted networks or AUTH to
 //! relay, only Carteiro's own domains otherwise) and every limit: line
 //! length, message size, recipients, commands before a transaction, errors,
-//! connections in total and per IP, idle time, failed logins per IP.
+//! connections in total, per IP and per network (with a share kept for
+//! trusted networks), idle time, the time a command line may take, the
+//! minimum rate of message content, failed logins per IP.
 //!
 //! What it does not do: store, queue or deliver. A finished message goes to
 //! the [`Handler`], which answers whether it is safely stored; only then does
@@ -16,6 +18,7 @@ pub mod data;
 mod handler;
 pub mod limits;
 mod listener;
+mod pace;
 mod session;
 pub mod tls;
 
@@ -24,7 +27,7 @@ pub use listener::serve;
 pub use session::run_session;
 
 use carteiro_config::Config;
-use limits::{AuthThrottle, ConnectionLimiter};
+use limits::{AuthThrottle, ConnectionLimiter, ConnectionLimits};
 use std::sync::Arc;
 
 /// The role of a listener, which decides TLS and authentication rules.
@@ -69,7 +72,7 @@ impl<H: Handler> ServerContext<H> {
     ) -> Arc<ServerContext<H>> {
         let smtp = &config.smtp;
         Arc::new(ServerContext {
-            limiter: ConnectionLimiter::new(smtp.max_connections, smtp.max_connections_per_ip),
+            limiter: ConnectionLimiter::new(ConnectionLimits::from_config(smtp)),
             auth_throttle: AuthThrottle::new(smtp.auth_max_failures, smtp.auth_failure_window),
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             config,

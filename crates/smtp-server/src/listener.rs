@@ -36,7 +36,8 @@ pub async fn serve<H: Handler>(
             }
         };
         let _ = socket.set_nodelay(true);
-        match ctx.limiter.try_acquire(peer.ip()) {
+        let trusted = ctx.config.smtp.is_trusted(peer.ip());
+        match ctx.limiter.try_acquire(peer.ip(), trusted) {
             Ok(guard) => {
                 let ctx = Arc::clone(&ctx);
                 let shutdown = shutdown.clone();
@@ -54,6 +55,7 @@ pub async fn serve<H: Handler>(
                 let reply = match refusal {
                     Refusal::TooManyTotal => Reply::TOO_BUSY,
                     Refusal::TooManyFromIp => Reply::TOO_MANY_FROM_IP,
+                    Refusal::TooManyFromPrefix => Reply::TOO_MANY_FROM_NETWORK,
                 };
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(
@@ -67,3 +69,6 @@ pub async fn serve<H: Handler>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

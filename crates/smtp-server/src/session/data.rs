@@ -1,9 +1,10 @@
 //! DATA and BDAT: receiving the message content, and handing the finished
 //! message to the handler before answering.
 
-use super::{Flow, Session, consume};
+use super::{Expiry, Flow, Session, consume};
 use crate::data::{DataProblem, DataReceiver, check_content};
 use crate::handler::{Handler, IncomingMessage};
+use crate::pace::ContentPace;
 use bytes::Bytes;
 use carteiro_mail::Reply;
 use carteiro_mail::trace::{ReceivedInfo, received_header};
@@ -11,6 +12,7 @@ use std::io;
 use std::time::SystemTime;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 /// Content gathered from BDAT chunks.
 pub(crate) struct BdatState {
@@ -44,14 +46,16 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
         let trace_len = body.len();
         let smtp = &self.ctx.config.smtp;
         let mut receiver = DataReceiver::new(smtp.max_message_size as usize, smtp.max_line_length);
+        let mut pace = self.content_pace();
         loop {
             let (used, done) = receiver.ingest(&self.rbuf, &mut body);
             consume(&mut self.rbuf, used);
             if done {
                 break;
             }
-            if !self.fill(false).await? {
-                // The client left in the middle: nothing was acknowledged.
+            if !self.fill_content(&mut pace).await? {
+                // The client left in the middle, or was too slow: nothing
+                // was acknowledged.
                 return Ok(Flow::Close);
             }
         }
@@ -85,6 +89,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
         let max = self.ctx.config.smtp.max_message_size as usize;
         // The chunk is read in full even when it will be refused (RFC 3030).
         let mut remaining = chunk_size;
+        let mut pace = self.content_pace();
         loop {
             let n = remaining.min(self.rbuf.len());
             if n > 0 {
@@ -105,7 +110,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
             if remaining == 0 {
                 break;
             }
-            if !self.fill(false).await? {
+            if !self.fill_content(&mut pace).await? {
                 return Ok(Flow::Close);
             }
         }
@@ -136,6 +141,26 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
         }
         self.finish_message(state.body, state.header_len).await;
         Ok(Flow::Continue)
+    }
+
+    /// The minimum rate for the content of one DATA or one BDAT chunk.
+    fn content_pace(&self) -> ContentPace {
+        let smtp = &self.ctx.config.smtp;
+        ContentPace::new(smtp.min_data_rate, smtp.command_timeout)
+    }
+
+    /// Reads more content, cutting a client that fell too far behind the
+    /// minimum rate. `Ok(false)` as for [`Session::fill`].
+    async fn fill_content(&mut self, pace: &mut ContentPace) -> io::Result<bool> {
+        let before = self.rbuf.len();
+        let limit = pace.deadline(Instant::now).map(|at| (at, Expiry::DataRate));
+        if !self.fill(limit, false).await? {
+            return Ok(false);
+        }
+        if limit.is_some() {
+            pace.arrived(self.rbuf.len() - before, Instant::now());
+        }
+        Ok(true)
     }
 
     /// A buffer for the content, starting with our `Received:` header.

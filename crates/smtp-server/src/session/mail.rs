@@ -10,7 +10,9 @@ use std::borrow::Cow;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
-    pub(super) async fn mail(&mut self, from: MailFrom<Cow<'_, str>>) -> Flow {
+    /// `line` is the command as it came, to tell an address the parser
+    /// had to repair from one that is what the client sent.
+    pub(super) async fn mail(&mut self, from: MailFrom<Cow<'_, str>>, line: &[u8]) -> Flow {
         if self.helo.is_none() {
             self.reply(&Reply::NEED_HELO);
             return Flow::Continue;
@@ -39,6 +41,10 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
         }
         let smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
         let sender = from.address.as_ref();
+        if not_utf8(sender, line) {
+            self.reply(&Reply::INVALID_UTF8_ADDRESS);
+            return Flow::Continue;
+        }
         if !sender.is_empty() {
             match split_address(sender) {
                 Some((_, domain)) if is_valid_domain(domain) => {}
@@ -90,11 +96,16 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
         Flow::Continue
     }
 
-    pub(super) fn rcpt(&mut self, to: RcptTo<Cow<'_, str>>) -> Flow {
+    /// `line` as for [`Session::mail`].
+    pub(super) fn rcpt(&mut self, to: RcptTo<Cow<'_, str>>, line: &[u8]) -> Flow {
         let Some(tx) = &self.tx else {
             self.reply(&Reply::NEED_MAIL);
             return Flow::Continue;
         };
+        if not_utf8(&to.address, line) {
+            self.reply(&Reply::INVALID_UTF8_ADDRESS);
+            return Flow::Continue;
+        }
         if tx.envelope.recipients.len() >= self.ctx.config.smtp.max_recipients {
             self.reply(&Reply::TOO_MANY_RECIPIENTS);
             return Flow::Continue;
@@ -144,6 +155,15 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
         self.reply(&Reply::RECIPIENT_OK);
         Flow::Continue
     }
+}
+
+/// Whether `address` came from bytes that are not UTF-8: the parser puts
+/// U+FFFD for them, which would then be relayed as if the client had
+/// written it. Only non-ASCII addresses cost a look at the line.
+fn not_utf8(address: &str, line: &[u8]) -> bool {
+    !address.is_ascii()
+        && address.contains(char::REPLACEMENT_CHARACTER)
+        && std::str::from_utf8(line).is_err()
 }
 
 fn notify_of(flags: u64) -> Notify {

@@ -16,13 +16,39 @@ use smtp_proto::Request;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// Longest command line accepted (RFC 5321 allows 512; AUTH responses and
 /// extension parameters need more, RFC 4954 §4 suggests 12288 for AUTH).
 const MAX_COMMAND_LINE: usize = 12288;
 const READ_CHUNK: usize = 16 * 1024;
+/// Time a reply that ends the session (and the TLS close) may take to be
+/// written: a client that stopped reading must not hold the connection.
+const CLOSING_WRITE: Duration = Duration::from_secs(5);
+
+/// Which limit ended a wait for input, and so the `421` the client hears.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// `idle_timeout`: nothing arrived for that long.
+    Idle,
+    /// `command_timeout`: a command line was not complete in time.
+    CommandLine,
+    /// `min_data_rate`: message content fell too far behind.
+    DataRate,
+}
+
+impl Expiry {
+    fn reply(self) -> Reply {
+        match self {
+            Expiry::Idle => Reply::TIMEOUT,
+            Expiry::CommandLine => Reply::COMMAND_TIMEOUT,
+            Expiry::DataRate => Reply::DATA_TIMEOUT,
+        }
+    }
+}
 
 /// Whether the session goes on after a command.
 #[derive(Debug, PartialEq, Eq)]
@@ -92,7 +118,8 @@ pub async fn run_session<H, S>(
         Ok(()) => {}
         Err(err) => tracing::debug!(error = %err, "session ended"),
     }
-    let _ = session.stream.shutdown().await;
+    // A TLS close writes: bounded like any other write to the client.
+    let _ = tokio::time::timeout(CLOSING_WRITE, session.stream.shutdown()).await;
 }
 
 impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
@@ -103,12 +130,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
                     "implicit TLS listener without certificate",
                 ));
             };
-            let timeout = self.ctx.config.smtp.idle_timeout;
-            match tokio::time::timeout(timeout, self.stream.accept(&acceptor)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => return Err(err),
-                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake")),
-            }
+            self.tls_handshake(&acceptor).await?;
         }
         let greeting = format!("{} ESMTP Carteiro", self.ctx.config.hostname);
         self.reply(&Reply::new(220, None, greeting));
@@ -117,7 +139,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
                 return Ok(());
             };
             if self.handle_line(line).await? == Flow::Close {
-                self.flush().await?;
+                self.flush_by(Instant::now() + CLOSING_WRITE).await?;
                 return Ok(());
             }
         }
@@ -132,24 +154,49 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
         reply.write_to(&mut self.out);
     }
 
-    async fn flush(&mut self) -> io::Result<()> {
-        if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await?;
-            self.out.clear();
+    /// Writes the queued replies, giving up at `deadline`: a client that
+    /// does not read its replies must not hold the session.
+    async fn flush_by(&mut self, deadline: Instant) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
         }
+        let write = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout_at(deadline, write).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client does not read its replies",
+                ));
+            }
+        }
+        self.out.clear();
         Ok(())
     }
 
     /// Flushes pending replies and reads more input. `Ok(false)` at the end
-    /// of the stream. When `idle` (waiting for a command) a server shutdown
-    /// ends the wait too.
-    async fn fill(&mut self, idle: bool) -> io::Result<bool> {
-        self.flush().await?;
+    /// of the stream, or when a limit ended the wait (the client was told
+    /// `421`). Nothing may take longer than `idle_timeout`, and nothing
+    /// longer than `limit` when it comes first. When `interruptible`
+    /// (waiting for a command) a server shutdown ends the wait too.
+    async fn fill(
+        &mut self,
+        limit: Option<(Instant, Expiry)>,
+        interruptible: bool,
+    ) -> io::Result<bool> {
+        // One clock read per wait: the idle deadline is needed anyway.
+        let idle = Instant::now() + self.ctx.config.smtp.idle_timeout;
+        let (deadline, expiry) = match limit {
+            Some((at, expiry)) if at < idle => (at, expiry),
+            _ => (idle, Expiry::Idle),
+        };
+        self.flush_by(deadline).await?;
         self.rbuf.reserve(READ_CHUNK);
-        let timeout = self.ctx.config.smtp.idle_timeout;
-        let read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.rbuf));
-        let result = if idle {
+        let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.rbuf));
+        let result = if interruptible {
             let mut shutdown = self.shutdown.clone();
             let stopped = async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
@@ -163,7 +210,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
         };
         let Some(result) = result else {
             self.reply(&Reply::SHUTTING_DOWN);
-            self.flush().await?;
+            self.flush_by(Instant::now() + CLOSING_WRITE).await?;
             return Ok(false);
         };
         match result {
@@ -171,22 +218,29 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
             Ok(Ok(_)) => Ok(true),
             Ok(Err(err)) => Err(err),
             Err(_) => {
-                self.reply(&Reply::TIMEOUT);
-                self.flush().await?;
+                tracing::info!(peer = %self.peer, ?expiry, "client timed out, disconnected");
+                self.reply(&expiry.reply().with_host(&self.ctx.config.hostname));
+                self.flush_by(Instant::now() + CLOSING_WRITE).await?;
                 Ok(false)
             }
         }
     }
 
     /// The next input line, CRLF included. Over-long lines are answered with
-    /// `500 5.5.6` and skipped. `None` when the client went away.
-    async fn next_line(&mut self, idle: bool) -> io::Result<Option<Bytes>> {
+    /// `500 5.5.6` and skipped. `None` when the client went away or was cut.
+    /// Once its first byte is here, a line must be complete within
+    /// `command_timeout`, however its bytes trickle in.
+    async fn next_line(&mut self, interruptible: bool) -> io::Result<Option<Bytes>> {
         let mut discarding = false;
+        // Read the clock only for a line split over reads, never for one
+        // that arrives whole.
+        let mut line_deadline: Option<Instant> = None;
         loop {
             if let Some(pos) = memchr::memchr(b'\n', &self.rbuf) {
                 let line = self.rbuf.split_to(pos + 1).freeze();
                 if discarding {
                     discarding = false;
+                    line_deadline = None;
                     self.reply(&Reply::LINE_TOO_LONG);
                     if self.errors > self.ctx.config.smtp.max_errors {
                         return Ok(None);
@@ -199,7 +253,14 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
                 discarding = true;
                 self.rbuf.clear();
             }
-            if !self.fill(idle).await? {
+            let limit = if self.rbuf.is_empty() && !discarding {
+                None
+            } else {
+                let command_timeout = self.ctx.config.smtp.command_timeout;
+                let at = *line_deadline.get_or_insert_with(|| Instant::now() + command_timeout);
+                Some((at, Expiry::CommandLine))
+            };
+            if !self.fill(limit, interruptible).await? {
                 return Ok(None);
             }
         }
@@ -240,8 +301,8 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
                 mechanism,
                 initial_response,
             } => self.auth(mechanism, &initial_response).await?,
-            Request::Mail { from } => self.mail(from).await,
-            Request::Rcpt { to } => self.rcpt(to),
+            Request::Mail { from } => self.mail(from, &line).await,
+            Request::Rcpt { to } => self.rcpt(to, &line),
             Request::Data => self.data().await?,
             Request::Bdat {
                 chunk_size,
@@ -310,22 +371,28 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
             return Ok(Flow::Continue);
         }
         self.reply(&Reply::READY_TLS);
-        self.flush().await?;
+        self.flush_by(Instant::now() + self.ctx.config.smtp.idle_timeout)
+            .await?;
         // Anything the client pipelined after STARTTLS was sent in plain
         // text and must not be taken as if it came over TLS.
         self.rbuf.clear();
-        let timeout = self.ctx.config.smtp.idle_timeout;
-        match tokio::time::timeout(timeout, self.stream.accept(&acceptor)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => return Err(err),
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake")),
-        }
+        self.tls_handshake(&acceptor).await?;
         // RFC 3207 §4.2: the session starts over.
         self.helo = None;
         self.esmtp = false;
         self.auth = None;
         self.tx = None;
         Ok(Flow::Continue)
+    }
+
+    /// A TLS handshake is a few kilobytes each way: it gets
+    /// `command_timeout`, like a command line, not `idle_timeout`.
+    async fn tls_handshake(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> io::Result<()> {
+        let timeout = self.ctx.config.smtp.command_timeout;
+        match tokio::time::timeout(timeout, self.stream.accept(acceptor)).await {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake")),
+        }
     }
 
     fn tls_active(&self) -> bool {
@@ -364,4 +431,4 @@ fn consume(buf: &mut BytesMut, n: usize) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

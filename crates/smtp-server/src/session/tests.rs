@@ -9,8 +9,10 @@ use proptest::prelude::*;
 use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod slow;
+
 #[derive(Default)]
-struct TestHandler {
+pub(crate) struct TestHandler {
     accepted: Mutex<Vec<IncomingMessage>>,
     spool_full: bool,
 }
@@ -58,7 +60,7 @@ impl Handler for TestHandler {
 }
 
 #[allow(clippy::field_reassign_with_default)]
-fn config(trusted: bool) -> Config {
+pub(crate) fn config(trusted: bool) -> Config {
     let mut config = Config::default();
     config.hostname = "relay.test".into();
     config.smtp.max_recipients = 3;
@@ -381,6 +383,34 @@ async fn commands_out_of_order_get_503() {
         vec![220, 503, 250, 503, 503, 250, 503, 503, 221],
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn addresses_that_are_not_utf8_get_501_5_6_7() {
+    // Raw bytes: 0xff is never UTF-8; 0xc3 before an ASCII letter is a broken sequence.
+    let mut input = b"EHLO c.test\r\n".to_vec();
+    input.extend_from_slice(b"MAIL FROM:<al\xffce@o.test> SMTPUTF8\r\n");
+    input.extend_from_slice(b"MAIL FROM:<al\xc3ce@o.test>\r\n");
+    input.extend_from_slice(b"MAIL FROM:<a@\xffo.test> SMTPUTF8\r\n");
+    // A real U+00E9 is fine with SMTPUTF8...
+    input.extend_from_slice("MAIL FROM:<andr\u{e9}@o.test> SMTPUTF8\r\n".as_bytes());
+    // ...and so is the recipient's, but not broken bytes in either part.
+    input.extend_from_slice(b"RCPT TO:<b\xff@remote.test>\r\n");
+    input.extend_from_slice(b"RCPT TO:<b@remote\xfe.test>\r\n");
+    input.extend_from_slice("RCPT TO:<ren\u{e9}@remote.test>\r\nQUIT\r\n".as_bytes());
+    let (out, ctx) = converse_with(config(true), TestHandler::default(), Role::Relay, &input).await;
+    assert_eq!(
+        codes(&out),
+        vec![220, 250, 501, 501, 501, 250, 501, 501, 250, 221],
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("501 5.6.7 address is not valid UTF-8\r\n")
+            .count(),
+        5,
+        "{out}"
+    );
+    assert!(accepted(&ctx).is_empty());
 }
 
 proptest! {
