@@ -541,10 +541,7 @@ async fn private_targets_are_refused_when_connecting() {
             "http://169.254.169.254/latest".to_owned(),
             "169.254.169.254 is a link-local address",
         ),
-        (
-            by_name_url.clone(),
-            "localhost resolves to 127.0.0.1, a loopback address",
-        ),
+        (by_name_url.clone(), "localhost resolves to "),
     ] {
         let refused = curl(
             &server,
@@ -569,7 +566,7 @@ async fn private_targets_are_refused_when_connecting() {
         &server,
         &key,
         by_name,
-        "localhost resolves only to private addresses (127.0.0.1, a loopback address)",
+        "localhost resolves only to private addresses (",
     )
     .await;
     wait_last_error(&server, &key, by_address, "127.0.0.1 is a loopback address").await;

@@ -603,9 +603,8 @@ mod tests {
                 .expect_err("refused");
             let text = describe(error);
             assert!(
-                text.starts_with(
-                    "localhost resolves only to private addresses (127.0.0.1, a loopback address"
-                ),
+                text.starts_with("localhost resolves only to private addresses (")
+                    && text.contains("a loopback address)"),
                 "{text}"
             );
         }

@@ -309,11 +309,9 @@ const PRIVATE_TARGETS: [(&str, &str); 6] = [
         "http://[::ffff:127.0.0.1]:8080/",
         "::ffff:127.0.0.1 is a loopback address",
     ),
-    // Resolved through /etc/hosts: no query leaves the machine.
-    (
-        "http://localhost:9/hook",
-        "localhost resolves to 127.0.0.1, a loopback address",
-    ),
+    // Resolved through /etc/hosts: no query leaves the machine. Which
+    // loopback address comes first depends on the machine.
+    ("http://localhost:9/hook", "localhost resolves to "),
 ];
 
 #[tokio::test]
@@ -324,6 +322,7 @@ async fn private_targets_are_refused_by_default() {
         assert_eq!(refused_field(&answer), "url", "{url}");
         let message = answer.json["detail"]["message"].as_str().expect("message");
         assert!(message.starts_with(reason), "{url}: {message}");
+        assert!(message.contains(" address; "), "{url}: {message}");
         assert!(
             message
                 .ends_with("webhook targets must be public (see webhooks.allow_private_targets)"),
