@@ -1,7 +1,9 @@
 //! Webhooks end to end: a real HTTP endpoint on loopback that fails the
 //! first POSTs still receives `delivered` and `bounced` events, each POST
 //! signed with the endpoint's secret; events sent while the endpoint is down
-//! survive a restart of Carteiro and arrive once it is up.
+//! survive a restart of Carteiro and arrive once it is up. Endpoints on
+//! addresses the configuration does not allow are refused when made and
+//! when connected to.
 
 mod common;
 
@@ -20,9 +22,10 @@ use tokio::time::Instant;
 /// How long the webhook tests wait for events: a few retries of 1-2 s.
 const WEBHOOK_WAIT: Duration = Duration::from_secs(60);
 
-/// Retry quickly, so failures cost seconds, not minutes.
-const FAST_RETRIES: &str =
-    "[webhooks]\nretry_initial = \"1s\"\nretry_max = \"2s\"\ntimeout = \"5s\"\n";
+/// Retry quickly, so failures cost seconds, not minutes; the endpoints are
+/// on loopback, which webhooks may not reach by default.
+const FAST_RETRIES: &str = "[webhooks]\nretry_initial = \"1s\"\nretry_max = \"2s\"\ntimeout = \"5s\"\n\
+                            allow_private_targets = true\n";
 
 /// One POST the endpoint got.
 #[derive(Clone, Debug)]
@@ -474,4 +477,102 @@ async fn events_wait_for_a_down_endpoint_across_a_restart() {
     .await;
     assert_eq!(shown.body["status"], "active", "{}", shown.body);
     assert!(shown.body["last_success_at"].is_string(), "{}", shown.body);
+}
+
+/// Polls endpoint `id` until its last error contains `expected`.
+async fn wait_last_error(server: &Server, key: &str, id: i64, expected: &str) {
+    let deadline = Instant::now() + WEBHOOK_WAIT;
+    loop {
+        let shown = curl(
+            server,
+            "GET",
+            &format!("/api/v1/webhooks/{id}"),
+            Some(key),
+            None,
+        )
+        .await;
+        if shown.body["last_error"]
+            .as_str()
+            .is_some_and(|error| error.contains(expected))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "webhook {id} never failed with {expected:?}: {}\n{}",
+            shown.body,
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Endpoints made while private targets were allowed, then the
+/// configuration narrowed to a network that holds neither: the dispatcher
+/// refuses both when it connects (a name through its resolver, as a DNS
+/// rebinding would present itself; a literal address before the request),
+/// and the endpoint hears nothing. New endpoints there are refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_targets_are_refused_when_connecting() {
+    let sink = common::sink().await;
+    let (mut server, key) = shop(&sink).await;
+    let endpoint = Endpoint::start(SocketAddr::from(([127, 0, 0, 1], 0)), 0).await;
+    // `localhost` resolves through /etc/hosts: no query leaves the machine.
+    let by_name_url = format!("http://localhost:{}/hooks/carteiro", endpoint.addr.port());
+    let (by_name, _) = create_webhook(&server, &key, json!({"url": by_name_url})).await;
+    let (by_address, _) = create_webhook(&server, &key, json!({"url": endpoint.url()})).await;
+
+    let path = server.carteiro.config_path().to_path_buf();
+    let config = std::fs::read_to_string(&path).expect("read the config");
+    let narrowed = config.replace(
+        "allow_private_targets = true",
+        "allow_private_targets = [\"192.0.2.0/24\"]",
+    );
+    assert_ne!(narrowed, config);
+    std::fs::write(&path, narrowed).expect("write the config");
+    server
+        .carteiro
+        .restart()
+        .await
+        .unwrap_or_else(|err| panic!("restart: {err:#}"));
+
+    for (url, reason) in [
+        (
+            "http://169.254.169.254/latest".to_owned(),
+            "169.254.169.254 is a link-local address",
+        ),
+        (by_name_url.clone(), "localhost resolves to "),
+    ] {
+        let refused = curl(
+            &server,
+            "POST",
+            "/api/v1/webhooks",
+            Some(&key),
+            Some(&json!({"url": url}).to_string()),
+        )
+        .await;
+        assert_eq!(refused.status, 422, "{url}: {}", refused.body);
+        assert_eq!(refused.body["detail"]["field"], "url");
+        let message = refused.body["detail"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.starts_with(reason) && message.contains("webhooks.allow_private_targets"),
+            "{url}: {message}"
+        );
+    }
+
+    let message = send(&server, &key, "alice@sink.test", "Hello").await;
+    wait_event(&server, &key, &message, "delivered").await;
+    wait_last_error(
+        &server,
+        &key,
+        by_name,
+        "localhost resolves only to private addresses (",
+    )
+    .await;
+    wait_last_error(&server, &key, by_address, "127.0.0.1 is a loopback address").await;
+    assert!(
+        endpoint.posts().is_empty(),
+        "nothing was sent: {:?}",
+        endpoint.posts()
+    );
 }

@@ -37,7 +37,7 @@ pub use http::HttpConfig;
 pub use smtp::SmtpConfig;
 pub use spool::SpoolConfig;
 pub use tracking::TrackingConfig;
-pub use webhooks::WebhooksConfig;
+pub use webhooks::{PrivateTargets, WebhooksConfig};
 
 use keypath::KeyIndex;
 
@@ -71,7 +71,8 @@ pub struct Config {
     pub domains: DomainsConfig,
     /// Accounts whose mail is open- or click-tracked by default.
     pub tracking: TrackingConfig,
-    /// Pushing events to webhook endpoints: retries and timeout.
+    /// Pushing events to webhook endpoints: retries, timeout, and the
+    /// addresses they may reach.
     pub webhooks: WebhooksConfig,
 }
 

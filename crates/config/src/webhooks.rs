@@ -1,11 +1,14 @@
 //! The `[webhooks]` section: how events are pushed to webhook endpoints
-//! (retry schedule and request timeout). The endpoints themselves are data,
-//! kept per account through the API.
+//! (retry schedule, request timeout, and which addresses they may reach).
+//! The endpoints themselves are data, kept per account through the API.
 //!
-//! Values only; the binary's dispatcher applies them.
+//! Values only; the API checks new endpoints against `allow_private_targets`
+//! and the dispatcher applies the rest (the address classification itself is
+//! `carteiro_net::TargetPolicy`).
 
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::de;
@@ -26,6 +29,42 @@ pub struct WebhooksConfig {
     /// failed. Default `"10s"`.
     #[serde(deserialize_with = "de::duration")]
     pub timeout: Duration,
+    /// Which non-public addresses (loopback, private, link-local, CGNAT,
+    /// unique local, multicast...) webhook URLs may reach: `false` (none,
+    /// the default), `true` (every address), or a list of networks allowed
+    /// besides the public addresses (`["10.1.0.0/16"]`).
+    #[serde(deserialize_with = "de::private_targets")]
+    pub allow_private_targets: PrivateTargets,
+}
+
+/// `webhooks.allow_private_targets`: which non-public addresses a webhook
+/// may be sent to. Public addresses are always allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PrivateTargets {
+    /// `false`: none, so an endpoint cannot reach the host's or its
+    /// network's internal services (SSRF).
+    #[default]
+    Refused,
+    /// `true`: every address, for receivers on the same host or network.
+    Allowed,
+    /// A list of networks: these besides the public addresses (`[]` is the
+    /// same as `false`).
+    Networks(Vec<IpNet>),
+}
+
+impl PrivateTargets {
+    /// Whether every address is allowed (nothing needs checking).
+    pub fn allows_all(&self) -> bool {
+        matches!(self, PrivateTargets::Allowed)
+    }
+
+    /// The networks allowed besides the public addresses.
+    pub fn networks(&self) -> &[IpNet] {
+        match self {
+            PrivateTargets::Networks(networks) => networks,
+            PrivateTargets::Refused | PrivateTargets::Allowed => &[],
+        }
+    }
 }
 
 impl Default for WebhooksConfig {
@@ -34,6 +73,7 @@ impl Default for WebhooksConfig {
             retry_initial: Duration::from_secs(10),
             retry_max: Duration::from_secs(3600),
             timeout: Duration::from_secs(10),
+            allow_private_targets: PrivateTargets::Refused,
         }
     }
 }
@@ -42,6 +82,7 @@ impl Default for WebhooksConfig {
 mod tests {
     use std::time::Duration;
 
+    use super::PrivateTargets;
     use crate::Config;
 
     #[test]
@@ -50,6 +91,10 @@ mod tests {
         assert_eq!(config.webhooks.retry_initial, Duration::from_secs(10));
         assert_eq!(config.webhooks.retry_max, Duration::from_secs(3600));
         assert_eq!(config.webhooks.timeout, Duration::from_secs(10));
+        assert_eq!(
+            config.webhooks.allow_private_targets,
+            PrivateTargets::Refused
+        );
         let config = Config::from_toml_str(
             "[webhooks]\nretry_initial = \"1s\"\nretry_max = \"2s\"\ntimeout = \"3s\"\n",
             None,
@@ -63,6 +108,41 @@ mod tests {
         assert_eq!(every.webhooks.retry_initial, Duration::from_secs(5));
         assert_eq!(every.webhooks.retry_max, Duration::from_secs(1800));
         assert_eq!(every.webhooks.timeout, Duration::from_secs(4));
+        assert_eq!(
+            every.webhooks.allow_private_targets,
+            PrivateTargets::Networks(vec![
+                "127.0.0.0/8".parse().unwrap(),
+                "10.1.0.0/16".parse().unwrap()
+            ])
+        );
+    }
+
+    #[test]
+    fn private_targets_are_a_boolean_or_networks() {
+        let read = |value: &str| {
+            Config::from_toml_str(
+                &format!("[webhooks]\nallow_private_targets = {value}\n"),
+                None,
+            )
+            .expect(value)
+            .webhooks
+            .allow_private_targets
+        };
+        assert_eq!(read("false"), PrivateTargets::Refused);
+        assert_eq!(read("true"), PrivateTargets::Allowed);
+        assert!(read("true").allows_all());
+        let networks = read("[\"10.1.2.3/16\", \"fd00::/8\", \"192.0.2.7\"]");
+        assert_eq!(
+            networks.networks(),
+            [
+                "10.1.0.0/16".parse().unwrap(),
+                "fd00::/8".parse().unwrap(),
+                "192.0.2.7/32".parse().unwrap()
+            ]
+        );
+        assert!(!networks.allows_all());
+        assert_eq!(read("[]"), PrivateTargets::Networks(Vec::new()));
+        assert!(read("[]").networks().is_empty());
     }
 
     #[test]
@@ -78,6 +158,22 @@ mod tests {
                 "webhooks.retry_max",
             ),
             ("[webhooks]\nretry = \"1s\"\n", "webhooks.retry"),
+            (
+                "[webhooks]\nallow_private_targets = \"yes\"\n",
+                "webhooks.allow_private_targets: invalid type: string \"yes\", expected true, false",
+            ),
+            (
+                "[webhooks]\nallow_private_targets = 1\n",
+                "webhooks.allow_private_targets",
+            ),
+            (
+                "[webhooks]\nallow_private_targets = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
+                "webhooks.allow_private_targets[1]: invalid network \"10.0.0.0/33\"",
+            ),
+            (
+                "[webhooks]\nallow_private_targets = [true]\n",
+                "webhooks.allow_private_targets[0]",
+            ),
         ] {
             let error = Config::from_toml_str(text, None)
                 .expect_err(text)

@@ -10,6 +10,12 @@
 //! the last error and success, and `backlog`, the events waiting for it
 //! (counted up to [`BACKLOG_CAP`]). This module keeps the list; sending is
 //! the binary's dispatcher's job.
+//!
+//! A new endpoint's URL must lead to addresses `webhooks.allow_private_targets`
+//! allows (public ones by default; `target.rs`), so that an API user cannot
+//! aim Carteiro at the services of its own host or network.
+
+mod target;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -18,6 +24,8 @@ use axum::http::{StatusCode, Uri};
 use carteiro_store::{EventKind, Webhook};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use carteiro_net::TargetPolicy;
 
 use crate::ApiState;
 use crate::auth::Caller;
@@ -264,7 +272,8 @@ impl<'a> DeleteTarget<'a> {
 
 /// `POST /api/v1/webhooks` with `{"url", "events"}`: `201` and the
 /// endpoint with its `secret`. It receives the events that happen from now
-/// on.
+/// on. A URL leading to an address the configuration does not allow is
+/// refused (`422` naming `url`).
 pub(crate) async fn add<S: Submitter>(
     State(state): State<ApiState<S>>,
     Caller(account): Caller,
@@ -283,6 +292,12 @@ pub(crate) async fn add<S: Submitter>(
             format!("an account has at most {MAX_WEBHOOKS} webhooks; delete one first"),
         ));
     }
+    let webhooks = &state.config.webhooks;
+    let policy = TargetPolicy::new(
+        webhooks.allow_private_targets.allows_all(),
+        webhooks.allow_private_targets.networks(),
+    );
+    target::check_target(request.url, &policy, webhooks.timeout).await?;
     let hook = state
         .store
         .create_webhook(account.id, request.url, &request.events)

@@ -2,16 +2,20 @@
 //! is plain text or TLS for the server's sessions and the delivery client
 //! alike, its switch to TLS on either side (STARTTLS, implicit TLS), what
 //! the handshake negotiated, and [`AcceptAnyCertificate`], the verifier for
-//! opportunistic TLS and loopback tests.
+//! opportunistic TLS and loopback tests, and [`TargetPolicy`], which
+//! addresses a request made on a user's behalf (a webhook) may connect to.
 //!
-//! It knows nothing of SMTP, configuration or policy: it does not decide
-//! when TLS is used, which certificates are trusted or where they come from.
-//! Callers pass rustls configurations in.
+//! It knows nothing of SMTP or configuration: it does not decide when TLS is
+//! used, which certificates are trusted or where they come from, nor which
+//! networks an operator allows. Callers pass rustls configurations and the
+//! allowed networks in.
 
 mod stream;
+mod target;
 mod verify;
 
 pub use stream::MaybeTls;
+pub use target::{AddressClass, Refused, TargetPolicy, classify};
 pub use verify::AcceptAnyCertificate;
 
 #[cfg(test)]

@@ -16,6 +16,12 @@
 //! `User-Agent: Carteiro-Webhooks`. Redirects are not followed and no proxy
 //! is used.
 //!
+//! A POST connects only to addresses `webhooks.allow_private_targets`
+//! allows (public ones by default): the client's DNS resolver drops the
+//! others, and a URL whose host is an address is judged before the request
+//! (`resolve.rs`). A refused target is a failure like any other, shown as
+//! the endpoint's last error.
+//!
 //! Failures (a non-`2xx` answer, a refused connection, [`WebhooksConfig`]'s
 //! `timeout`) are retried after `retry_initial`, doubling up to `retry_max`,
 //! for as long as the endpoint exists. After
@@ -33,6 +39,8 @@
 //! `/metrics` backlog gauge; endpoint tasks sleep until the newest id passes
 //! their cursor.
 
+mod resolve;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,12 +48,15 @@ use std::time::Duration;
 use aws_lc_rs::hmac;
 use carteiro_config::WebhooksConfig;
 use carteiro_http::WebhookWireEvent;
+use carteiro_net::TargetPolicy;
 use carteiro_store::{
     Store, StoreError, WEBHOOK_FAILING_AFTER, Webhook, WebhookEvent, event_id_floor,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use resolve::{TargetResolver, check_literal, find_refusal};
 
 /// How often the supervisor looks for new events and endpoints.
 const POLL: Duration = Duration::from_secs(1);
@@ -117,6 +128,8 @@ impl Dispatcher {
 struct Shared {
     store: Store,
     client: reqwest::Client,
+    /// The addresses POSTs may go to (the client's resolver has it too).
+    policy: Arc<TargetPolicy>,
     settings: WebhooksConfig,
     dispatcher: Arc<Dispatcher>,
 }
@@ -128,22 +141,38 @@ pub fn start(
     settings: &WebhooksConfig,
     stop: watch::Receiver<bool>,
 ) -> Result<(Arc<Dispatcher>, JoinHandle<()>), reqwest::Error> {
-    let client = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .timeout(settings.timeout)
-        .connect_timeout(settings.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()?;
+    let policy = Arc::new(TargetPolicy::new(
+        settings.allow_private_targets.allows_all(),
+        settings.allow_private_targets.networks(),
+    ));
+    let client = client(settings, &policy)?;
     let dispatcher = Arc::new(Dispatcher::default());
     let shared = Arc::new(Shared {
         store,
         client,
+        policy,
         settings: settings.clone(),
         dispatcher: Arc::clone(&dispatcher),
     });
     let task = tokio::spawn(supervise(shared, stop));
     Ok((dispatcher, task))
+}
+
+/// The HTTP client of every POST: its timeouts, no redirects, no proxy (a
+/// proxy would connect on its behalf, past the resolver), and the resolver
+/// that keeps it to the addresses `policy` allows.
+fn client(
+    settings: &WebhooksConfig,
+    policy: &Arc<TargetPolicy>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(TargetResolver::new(Arc::clone(policy)))
+        .build()
 }
 
 /// Keeps one task per endpoint and tells them the newest event id.
@@ -428,6 +457,7 @@ impl Endpoint {
 
     /// POSTs one signed batch; `Err` describes why it did not get a `2xx`.
     async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+        check_literal(&self.hook.url, &self.shared.policy).map_err(|error| error.to_string())?;
         let timestamp = now_ms() / 1000;
         let signature = format!(
             "t={timestamp},v1={}",
@@ -495,8 +525,12 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 }
 
 /// A failed request as one line: what failed and why, without the URL
-/// (which may hold credentials).
+/// (which may hold credentials). A target refused by the resolver is said
+/// as it is, without reqwest's layers around it.
 fn describe(error: reqwest::Error) -> String {
+    if let Some(refusal) = find_refusal(&error) {
+        return refusal;
+    }
     let timeout = error.is_timeout();
     let error = error.without_url();
     let mut text = error.to_string();
@@ -521,3 +555,65 @@ fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+/// The client's resolver and its target policy, with real sockets.
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    /// A POST to a name that resolves to loopback (a URL the API may have
+    /// accepted when it resolved elsewhere) never connects: the client's
+    /// resolver refuses, and the error says why.
+    #[tokio::test]
+    async fn the_client_does_not_connect_to_refused_addresses() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        let accept = tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let settings = WebhooksConfig::default();
+        let other = TargetPolicy::public_and(&["10.1.0.0/16".parse().expect("network")]);
+        for policy in [TargetPolicy::public_only(), other] {
+            let client = client(&settings, &Arc::new(policy)).expect("client");
+            // `localhost` resolves through /etc/hosts: nothing leaves the machine.
+            let error = client
+                .post(format!("http://localhost:{port}/hook"))
+                .body("[]")
+                .send()
+                .await
+                .expect_err("refused");
+            let text = describe(error);
+            assert!(
+                text.starts_with("localhost resolves only to private addresses (")
+                    && text.contains("a loopback address)"),
+                "{text}"
+            );
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing connected");
+        // The same client with loopback allowed does connect.
+        let loopback = TargetPolicy::public_and(&["127.0.0.0/8".parse().expect("network")]);
+        let client = client(&settings, &Arc::new(loopback)).expect("client");
+        let _ = client
+            .post(format!("http://localhost:{port}/hook"))
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while connections.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the allowed POST never connected"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        accept.abort();
+    }
+}

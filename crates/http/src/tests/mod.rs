@@ -176,7 +176,18 @@ pub(crate) struct Answer {
 }
 
 impl Harness {
+    /// The test configuration, which lets webhooks reach any address (the
+    /// tests register endpoints on loopback and on names that do not
+    /// resolve).
     pub(crate) async fn new() -> Harness {
+        Harness::with_config(|config| {
+            config.webhooks.allow_private_targets = carteiro_config::PrivateTargets::Allowed;
+        })
+        .await
+    }
+
+    /// The test configuration as changed by `change`.
+    pub(crate) async fn with_config(change: impl FnOnce(&mut carteiro_config::Config)) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("carteiro.db"))
             .await
@@ -196,6 +207,7 @@ impl Harness {
             ..carteiro_config::Config::default()
         };
         config.smtp.max_message_size = MAX_MESSAGE_SIZE;
+        change(&mut config);
         let router = router(ApiState {
             store: store.clone(),
             submitter: Arc::clone(&submitter),

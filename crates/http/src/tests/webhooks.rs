@@ -294,3 +294,89 @@ async fn the_collection_deletes_by_id_or_url() {
         assert_eq!(refused_field(&answer), "id", "{body}");
     }
 }
+
+/// The URLs of internal services a webhook must not reach by default, and
+/// the address and class each refusal names.
+const PRIVATE_TARGETS: [(&str, &str); 6] = [
+    (
+        "http://169.254.169.254/latest",
+        "169.254.169.254 is a link-local address",
+    ),
+    ("http://127.0.0.1:9/", "127.0.0.1 is a loopback address"),
+    ("http://[::1]/", "::1 is a loopback address"),
+    ("http://10.0.0.1/", "10.0.0.1 is a private address"),
+    (
+        "http://[::ffff:127.0.0.1]:8080/",
+        "::ffff:127.0.0.1 is a loopback address",
+    ),
+    // Resolved through /etc/hosts: no query leaves the machine. Which
+    // loopback address comes first depends on the machine.
+    ("http://localhost:9/hook", "localhost resolves to "),
+];
+
+#[tokio::test]
+async fn private_targets_are_refused_by_default() {
+    let h = Harness::with_config(|_| {}).await;
+    for (url, reason) in PRIVATE_TARGETS {
+        let answer = h.create_webhook_with(&json!({"url": url}), &h.key).await;
+        assert_eq!(refused_field(&answer), "url", "{url}");
+        let message = answer.json["detail"]["message"].as_str().expect("message");
+        assert!(message.starts_with(reason), "{url}: {message}");
+        assert!(message.contains(" address; "), "{url}: {message}");
+        assert!(
+            message
+                .ends_with("webhook targets must be public (see webhooks.allow_private_targets)"),
+            "{url}: {message}"
+        );
+    }
+    assert_eq!(
+        h.get(LIST).await.json,
+        json!({"webhooks": []}),
+        "nothing made"
+    );
+    // A public address is fine (a literal: nothing is looked up or sent).
+    let public = h
+        .create_webhook_with(&json!({"url": "https://93.184.216.34/hook"}), &h.key)
+        .await;
+    assert_eq!(public.status, StatusCode::CREATED, "{}", public.json);
+}
+
+#[tokio::test]
+async fn private_targets_are_accepted_when_allowed() {
+    let everything = Harness::new().await;
+    let listed = Harness::with_config(|config| {
+        let networks = ["169.254.169.254/32", "127.0.0.0/8", "::1/128", "10.0.0.0/8"];
+        config.webhooks.allow_private_targets = carteiro_config::PrivateTargets::Networks(
+            networks
+                .iter()
+                .map(|n| n.parse().expect("network"))
+                .collect(),
+        );
+    })
+    .await;
+    for h in [&everything, &listed] {
+        for (url, _) in PRIVATE_TARGETS {
+            let answer = h.create_webhook_with(&json!({"url": url}), &h.key).await;
+            assert_eq!(answer.status, StatusCode::CREATED, "{url}: {}", answer.json);
+        }
+    }
+
+    // Only what the list holds.
+    let other = Harness::with_config(|config| {
+        config.webhooks.allow_private_targets =
+            carteiro_config::PrivateTargets::Networks(vec!["10.1.0.0/16".parse().expect("net")]);
+    })
+    .await;
+    let allowed = other
+        .create_webhook_with(&json!({"url": "http://10.1.2.3/hook"}), &other.key)
+        .await;
+    assert_eq!(allowed.status, StatusCode::CREATED, "{}", allowed.json);
+    for (url, reason) in PRIVATE_TARGETS {
+        let answer = other
+            .create_webhook_with(&json!({"url": url}), &other.key)
+            .await;
+        assert_eq!(refused_field(&answer), "url", "{url}");
+        let message = answer.json["detail"]["message"].as_str().expect("message");
+        assert!(message.starts_with(reason), "{url}: {message}");
+    }
+}

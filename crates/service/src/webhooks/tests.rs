@@ -71,8 +71,8 @@ async fn receiver(statuses: Vec<StatusCode>) -> (String, mpsc::UnboundedReceiver
 
 /// The dispatcher's settings for tests: retries come quickly.
 fn settings(fx: &Fixture) -> WebhooksConfig {
-    // allow_private_targets: once the SSRF checks land, these receivers on
-    // loopback need `[webhooks] allow_private_targets = true` here.
+    // The fixture's config has `allow_private_targets = true`: these
+    // receivers are on loopback.
     let mut settings = fx.config.webhooks.clone();
     settings.retry_initial = Duration::from_millis(100);
     settings.retry_max = Duration::from_millis(200);
