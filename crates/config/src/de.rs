@@ -17,7 +17,6 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use crate::units::{parse_duration, parse_size};
-use crate::webhooks::PrivateTargets;
 
 /// A string value turned into `T` by a parser whose error is a sentence.
 struct StrVisitor<T> {
@@ -173,7 +172,7 @@ pub(crate) fn parse_network(text: &str) -> Result<IpNet, String> {
 }
 
 /// One element of a network list.
-struct Network(IpNet);
+pub(crate) struct Network(pub(crate) IpNet);
 
 impl<'de> Deserialize<'de> for Network {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -190,40 +189,6 @@ impl<'de> Deserialize<'de> for Network {
 pub(crate) fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
     let list = Vec::<Network>::deserialize(deserializer)?;
     Ok(list.into_iter().map(|n| n.0).collect())
-}
-
-/// Reads `webhooks.allow_private_targets`: `true`, `false`, or a list of
-/// networks (each read like [`parse_network`], reported at its position).
-pub(crate) fn private_targets<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<PrivateTargets, D::Error> {
-    struct PrivateTargetsVisitor;
-
-    impl<'de> Visitor<'de> for PrivateTargetsVisitor {
-        type Value = PrivateTargets;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("true, false or a list of networks such as [\"10.0.0.0/8\"]")
-        }
-
-        fn visit_bool<E: de::Error>(self, value: bool) -> Result<PrivateTargets, E> {
-            Ok(if value {
-                PrivateTargets::Allowed
-            } else {
-                PrivateTargets::Refused
-            })
-        }
-
-        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<PrivateTargets, A::Error> {
-            let mut networks = Vec::new();
-            while let Some(Network(network)) = seq.next_element()? {
-                networks.push(network);
-            }
-            Ok(PrivateTargets::Networks(networks))
-        }
-    }
-
-    deserializer.deserialize_any(PrivateTargetsVisitor)
 }
 
 /// Reads an optional listen address where the empty string means "not set".

@@ -6,10 +6,12 @@
 //! and the dispatcher applies the rest (the address classification itself is
 //! `carteiro_net::TargetPolicy`).
 
+use std::fmt;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::de::Visitor;
+use serde::{Deserialize, Deserializer};
 
 use crate::de;
 
@@ -33,7 +35,7 @@ pub struct WebhooksConfig {
     /// unique local, multicast...) webhook URLs may reach: `false` (none,
     /// the default), `true` (every address), or a list of networks allowed
     /// besides the public addresses (`["10.1.0.0/16"]`).
-    #[serde(deserialize_with = "de::private_targets")]
+    #[serde(deserialize_with = "private_targets")]
     pub allow_private_targets: PrivateTargets,
 }
 
@@ -65,6 +67,41 @@ impl PrivateTargets {
             PrivateTargets::Refused | PrivateTargets::Allowed => &[],
         }
     }
+}
+
+/// Reads `webhooks.allow_private_targets`: `true`, `false`, or a list of
+/// networks (each read like `de::parse_network`, reported at its position).
+fn private_targets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PrivateTargets, D::Error> {
+    struct PrivateTargetsVisitor;
+
+    impl<'de> Visitor<'de> for PrivateTargetsVisitor {
+        type Value = PrivateTargets;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("true, false or a list of networks such as [\"10.0.0.0/8\"]")
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<PrivateTargets, E> {
+            Ok(if value {
+                PrivateTargets::Allowed
+            } else {
+                PrivateTargets::Refused
+            })
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<PrivateTargets, A::Error> {
+            let mut networks = Vec::new();
+            while let Some(de::Network(network)) = seq.next_element()? {
+                networks.push(network);
+            }
+            Ok(PrivateTargets::Networks(networks))
+        }
+    }
+
+    deserializer.deserialize_any(PrivateTargetsVisitor)
 }
 
 impl Default for WebhooksConfig {
