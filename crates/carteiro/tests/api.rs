@@ -259,15 +259,21 @@ async fn smtp_mail_gets_the_same_record_and_deletion_is_an_event() {
     .await;
     assert!(out.ok, "{}", out.transcript);
 
-    let found = curl(
-        &server,
-        "GET",
-        "/api/v1/messages?recipient=ALICE@dest.test",
-        Some(&key),
-        None,
-    )
+    // Records are written in batches, a moment after the 250.
+    let found = common::eventually_async("the relayed message's record", || async {
+        let found = curl(
+            &server,
+            "GET",
+            "/api/v1/messages?recipient=ALICE@dest.test",
+            Some(&key),
+            None,
+        )
+        .await;
+        assert_eq!(found.status, 200, "{}", found.body);
+        let listed = found.body["messages"].as_array().map_or(0, Vec::len);
+        (listed > 0).then_some(found)
+    })
     .await;
-    assert_eq!(found.status, 200, "{}", found.body);
     let messages = found.body["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{}", found.body);
     assert_eq!(messages[0]["subject"], "from a legacy machine");

@@ -197,6 +197,10 @@ async fn an_offline_delete_records_a_deleted_event() {
         .await;
     let id = send(&server, "deleted offline").await;
     wait_attempts(&server, &id, 1).await;
+    // The message's record is written in batches after the 250; this test
+    // is about the delete, so the record is there before the server dies.
+    let key = api_key(&server, "default").await;
+    wait_event(&server, &key, &id, "received").await;
     server.carteiro.kill9().await.expect("kill carteiro");
 
     let deleted = server.cli(&["queue", "delete", &id]).await;
@@ -206,7 +210,6 @@ async fn an_offline_delete_records_a_deleted_event() {
     // The timeline says so once the server runs again, as after an online
     // delete.
     server.carteiro.restart().await.expect("restart");
-    let key = api_key(&server, "default").await;
     let message = wait_event(&server, &key, &id, "deleted").await;
     let deleted: Vec<&serde_json::Value> = message["events"]
         .as_array()
