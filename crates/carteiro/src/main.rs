@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod control;
+mod fdlimit;
 mod layout;
 mod logging;
 mod metrics;

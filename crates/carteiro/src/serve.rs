@@ -34,6 +34,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // First: the spool and the engine take their series' handles as they
     // start.
     let metrics = crate::metrics::install()?;
+    crate::fdlimit::raise(config.smtp.max_connections);
 
     let store = Store::open(&data.database())
         .await

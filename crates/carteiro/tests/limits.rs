@@ -306,7 +306,6 @@ async fn a_trusted_client_gets_through_while_strangers_hold_every_other_connecti
         .smtp(&format!("max_connections = {max_connections}"))
         .start()
         .await;
-    let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for address in 1..=20u8 {
         let relay = server.relay;
@@ -357,10 +356,5 @@ async fn a_trusted_client_gets_through_while_strangers_hold_every_other_connecti
         .unwrap();
     assert_eq!(sent.code, 250, "{sent:?}");
     wait_rcpts(&sink, 1).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
     drop(open);
 }
