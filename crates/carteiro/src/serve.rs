@@ -244,6 +244,7 @@ pub fn spool_options(config: &Config) -> SpoolOptions {
     SpoolOptions {
         segment_size: config.spool.segment_size,
         max_size: (config.spool.max_size > 0).then_some(config.spool.max_size),
+        reserve: config.spool.reserve,
     }
 }
 
