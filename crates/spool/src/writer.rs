@@ -121,6 +121,9 @@ impl Writer {
                 tracing::warn!(error = %err, "cannot make the spool reserve");
             }
         }
+        if full.is_none() {
+            metrics::gauge!(FULL).set(0.0);
+        }
         let mut writer = Writer {
             inner,
             options,

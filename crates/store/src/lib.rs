@@ -51,6 +51,7 @@ pub use credentials::Credential;
 pub use domains::{DkimAlgorithm, DkimKey, Domain, NewDkimKey};
 pub use error::{StoreError, UnknownValue};
 pub use event_details::{
+    AlertDetails,
     BounceReportDetails, ComplaintDetails, DeliveryDetails, EngagementDetails, EventDetails,
     ReceivedDetails, SmtpClientDetails, SuppressedDetails, UnsubscribeDetails,
 };
