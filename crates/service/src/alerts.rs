@@ -46,7 +46,10 @@ async fn record(store: &Store, events: &EventWriter, full: bool) {
             "the spool's disk is full: new mail is refused (452 4.3.1) until there is room",
         )
     } else {
-        ("ended", "the spool's disk has room again: new mail is accepted")
+        (
+            "ended",
+            "the spool's disk has room again: new mail is accepted",
+        )
     };
     // Reading needs no free space; the events are held until the store can
     // write them.

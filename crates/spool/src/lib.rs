@@ -552,3 +552,6 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod disk_full_tests;

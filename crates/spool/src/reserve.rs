@@ -41,8 +41,14 @@ impl Reserve {
             && std::fs::metadata(&self.path).is_ok_and(|m| m.len() == self.size && m.blocks() > 0)
     }
 
-    /// Makes the reserve file if it is not there (or not whole). On failure
-    /// nothing of it is left behind.
+    /// Bytes the reserve file holds now (less than its size while parts of
+    /// it are released).
+    pub(crate) fn len(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// Makes the reserve file whole (creating it if need be). On failure it
+    /// is left as it was.
     pub(crate) fn ensure(&self) -> std::io::Result<()> {
         if self.size == 0 {
             // A reserve from a configuration that had one.
@@ -54,26 +60,39 @@ impl Reserve {
         if self.held() {
             return Ok(());
         }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join("reserve.tmp");
-        let made = (|| {
-            let file = File::create(&tmp)?;
-            allocate(&file, self.size)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            File::open(dir)?.sync_all()
-        })();
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.path)?;
+        let before = file.metadata()?.len().min(self.size);
+        let made = allocate(&file, self.size).and_then(|()| {
+            file.set_len(self.size)?;
+            file.sync_all()
+        });
         if made.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = file.set_len(before);
         }
         made
     }
 
-    /// Deletes the reserve file, giving its space to the spool. Returns
-    /// whether there was one.
+    /// Gives a quarter of the reserve's space to the spool (the whole file
+    /// goes with the last quarter): whatever else writes on the disk can
+    /// take only that much of it before the spool asks for more. Returns
+    /// whether anything was freed.
     pub(crate) fn release(&self) -> bool {
-        let _ = std::fs::remove_file(self.path.with_file_name("reserve.tmp"));
-        std::fs::remove_file(&self.path).is_ok()
+        let Ok(len) = std::fs::metadata(&self.path).map(|m| m.len()) else {
+            return false;
+        };
+        let step = (self.size / 4).max(1);
+        if len <= step {
+            return std::fs::remove_file(&self.path).is_ok();
+        }
+        File::options()
+            .write(true)
+            .open(&self.path)
+            .and_then(|file| file.set_len(len - step))
+            .is_ok()
     }
 }
 

@@ -14,7 +14,8 @@ fn open_small(dir: &Path, segment_size: u64) -> (Spool, Vec<Recovered>) {
         dir,
         SpoolOptions {
             segment_size,
-            max_size: None, reserve: 0,
+            max_size: None,
+            reserve: 0,
         },
     )
     .expect("open spool")
@@ -228,7 +229,8 @@ async fn a_full_spool_refuses_new_messages_but_keeps_old_ones() {
         dir.path(),
         SpoolOptions {
             segment_size: 1024 * 1024,
-            max_size: Some(20_000), reserve: 0,
+            max_size: Some(20_000),
+            reserve: 0,
         },
     )
     .unwrap();
@@ -256,7 +258,8 @@ async fn a_full_spool_refuses_new_messages_but_keeps_old_ones() {
         dir.path(),
         SpoolOptions {
             segment_size: 1024 * 1024,
-            max_size: Some(20_000), reserve: 0,
+            max_size: Some(20_000),
+            reserve: 0,
         },
     )
     .unwrap();
@@ -376,7 +379,8 @@ fn open_with_small(dir: &Path, segment_size: u64) -> (Spool, Vec<Recovered>) {
         dir,
         SpoolOptions {
             segment_size,
-            max_size: None, reserve: 0,
+            max_size: None,
+            reserve: 0,
         },
         |r| recovered.push(r),
     )
@@ -587,7 +591,8 @@ async fn segments_stop_below_their_hard_limit_and_oversized_records_are_refused(
     let dir = tempfile::tempdir().unwrap();
     let options = SpoolOptions {
         segment_size: 1024 * 1024,
-        max_size: None, reserve: 0,
+        max_size: None,
+        reserve: 0,
     };
     let spool = Spool::open_limited(dir.path(), options.clone(), LIMIT, &mut |_| {}).unwrap();
     // Concurrent stores whose batch is bigger than a segment may be.

@@ -102,9 +102,14 @@ impl Writer {
             Err(err @ SpoolError::Full(_)) => {
                 // Started on a full disk: the reserve makes room for the new
                 // segment, or the newest one takes further records.
-                let released = reserve.release();
+                let mut released = false;
+                let mut made = Err(err.clone());
+                while made.is_err() && reserve.release() {
+                    released = true;
+                    made = create_segment(&inner, next_segment);
+                }
                 full = Some(Episode::start(&err, reserve.size(), released));
-                match create_segment(&inner, next_segment) {
+                match made {
                     Ok((file, len)) => (next_segment, file, len),
                     Err(err) => continue_newest(&inner).ok_or(err)?,
                 }
@@ -174,13 +179,11 @@ impl Writer {
     fn main_loop(&mut self, rx: Receiver<Op>) {
         loop {
             let first = match self.deadline() {
-                Some(at) => {
-                    match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                        Ok(op) => Some(op),
-                        Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                }
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(op) => Some(op),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
                 None => match rx.recv() {
                     Ok(op) => Some(op),
                     Err(_) => break,
@@ -256,14 +259,8 @@ impl Writer {
     /// beyond it, makes the reserve again and takes new messages again.
     fn look_for_room(&mut self) {
         let need = self.reserve.size() + self.options.segment_size;
-        let room = reserve::space(&self.inner.dir).is_none_or(|space| {
-            let held = if self.reserve.held() {
-                self.reserve.size()
-            } else {
-                0
-            };
-            space.available + held >= need
-        });
+        let room = reserve::space(&self.inner.dir)
+            .is_none_or(|space| space.available + self.reserve.len() >= need);
         let made = room && self.reserve.ensure().is_ok();
         if !made {
             if let Some(episode) = &mut self.full {
@@ -303,7 +300,7 @@ impl Writer {
             match &self.full {
                 None => self.full = Some(Episode::start(err, self.reserve.size(), released)),
                 Some(_) if released => {
-                    tracing::warn!("spool disk full again: reserve released");
+                    tracing::info!("spool disk still full: another part of the reserve released");
                 }
                 Some(_) => {}
             }
