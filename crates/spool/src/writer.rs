@@ -121,7 +121,9 @@ impl Writer {
         {
             let err = SpoolError::from_io(&err);
             if matches!(err, SpoolError::Full(_)) {
-                full = Some(Episode::start(&err, reserve.size(), false));
+                // What starts next (the store) needs a little room too.
+                let released = reserve.release();
+                full = Some(Episode::start(&err, reserve.size(), released));
             } else {
                 tracing::warn!(error = %err, "cannot make the spool reserve");
             }
