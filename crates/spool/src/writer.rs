@@ -209,6 +209,8 @@ impl Writer {
             let force_sync = self.last_sync.elapsed() >= LAZY_SYNC;
             self.commit(ops, force_sync);
             self.maintain();
+            // Ops that never stop coming must not starve what is due.
+            self.tick();
         }
         // Shutdown: whatever is still unsynced goes to disk now, and records
         // waiting for a retry get one last try.
@@ -373,7 +375,7 @@ impl Writer {
         let mut run_bytes = 0u64;
         let mut result = Ok(());
         let mut pending = ops_all.into_iter();
-        while let Some(op) = pending.next() {
+        for op in pending.by_ref() {
             let size = op_size(&op) as u64;
             if size > room {
                 refuse_too_large(op, size);
