@@ -232,3 +232,60 @@ async fn a_spool_opens_on_a_full_disk_and_refuses_new_mail_until_there_is_room()
     assert_eq!(recovered.len(), 1);
     spool.close();
 }
+
+#[tokio::test]
+async fn records_that_cannot_be_written_wait_in_order_and_are_written_once_there_is_room() {
+    let Some(fs) = Tmpfs::mount("4m") else { return };
+    let dir = fs.path().join("spool");
+    // No reserve: nothing gives the records room but the operator.
+    let (spool, _) = Spool::open(&dir, options(0)).expect("open");
+    let body = Bytes::from(vec![b'x'; 16 * 1024]);
+    let mut stored = Vec::new();
+    for n in 1..=50 {
+        spool
+            .store(MessageId(n), b"meta".to_vec(), Vec::new(), body.clone())
+            .await
+            .expect("room at first");
+        stored.push(MessageId(n));
+    }
+    let filler = fs.path().join("filler");
+    fill_with_file(&filler);
+    // Large states first (more than a spare segment and the last pages of
+    // the current one hold), then the final ones, then the removal of the
+    // first message, in that order.
+    for _ in 0..2 {
+        for id in &stored {
+            spool.set_state(*id, vec![b's'; 4096]).expect("queued");
+        }
+    }
+    for (n, id) in stored.iter().enumerate() {
+        spool
+            .set_state(*id, format!("state {n}").into_bytes())
+            .expect("queued");
+    }
+    spool.remove(stored[0]).expect("queued");
+    let started = Instant::now();
+    while !spool.health().stalled {
+        assert!(started.elapsed() < Duration::from_secs(5), "never stalled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(matches!(spool.sync().await, Err(SpoolError::Full(_))));
+
+    std::fs::remove_file(&filler).expect("remove filler");
+    let started = Instant::now();
+    while spool.health().stalled {
+        assert!(started.elapsed() < Duration::from_secs(10), "still stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    spool.sync().await.expect("written");
+    spool.close();
+    drop(spool);
+
+    let (spool, recovered) = Spool::open(&dir, options(0)).expect("reopen");
+    let ids: Vec<MessageId> = recovered.iter().map(|r| r.id).collect();
+    assert_eq!(ids, stored[1..]);
+    for (r, n) in recovered.iter().zip(1..) {
+        assert_eq!(r.state, format!("state {n}").into_bytes());
+    }
+    spool.close();
+}
