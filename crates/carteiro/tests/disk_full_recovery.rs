@@ -225,6 +225,15 @@ async fn timeline_complete(server: &common::Server, acked: &[Acked]) {
     }
 }
 
+/// The value of the `carteiro_spool_full` gauge.
+async fn full_gauge(server: &common::Server) -> Option<f64> {
+    let answer = curl(server, "GET", "/metrics", None, None).await;
+    let text = answer.body.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .find_map(|line| line.strip_prefix("carteiro_spool_full "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// The `alert` events the default account sees.
 async fn alerts(server: &common::Server) -> Vec<serde_json::Value> {
     let key = api_key(server, "default").await;
@@ -257,9 +266,11 @@ async fn a_file_filling_the_disk_gets_452_and_mail_is_accepted_again_once_it_is_
         let (outcome, _) = send(&mut client, &format!("refused-{n}"), 20_000).await;
         assert_eq!(outcome.code, 452, "{outcome:?}");
     }
+    assert_eq!(full_gauge(&server).await, Some(1.0));
 
     std::fs::remove_file(&filler).expect("remove the filler");
     acked.push(accepted_within(&mut client, "after", Duration::from_secs(10), &server).await);
+    assert_eq!(full_gauge(&server).await, Some(0.0));
     assert_eq!(
         empty_segments(&fs.path.join("data/spool")),
         Vec::<String>::new()
