@@ -1,7 +1,7 @@
 //! Prometheus series for `GET /metrics`. The crates count where things
 //! happen through the `metrics` facade (the delivery engine: outcomes per
 //! account, queue size, delivery latency, outbound connections; the spool:
-//! commit time); this module installs the recorder they count into (the
+//! commit time, a full disk); this module installs the recorder they count into (the
 //! exporter crate's, without its own HTTP server: the HTTP crate serves the
 //! text), and reads the inbound connection count at scrape time. The mail
 //! path's own series (received messages, webhook backlog) are counted in
@@ -64,6 +64,10 @@ fn describe() {
         carteiro_spool::COMMIT_SECONDS,
         metrics::Unit::Seconds,
         "Time of one spool group commit (write and fdatasync of a batch)"
+    );
+    metrics::describe_gauge!(
+        carteiro_spool::FULL,
+        "1 while the spool's disk is full and new messages are refused, else 0"
     );
     carteiro_service::metrics::describe();
 }

@@ -36,16 +36,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics = crate::metrics::install()?;
     crate::fdlimit::raise(config.smtp.max_connections);
 
-    let store = Store::open(&data.database())
-        .await
-        .with_context(|| format!("cannot open the store at {}", data.database().display()))?;
-    let default_account = store
-        .ensure_account(&config.smtp.default_account)
-        .await
-        .context("cannot create the default account")?;
-
-    let tls_config = load_tls(&config, &data)?;
-
+    // The spool before anything that needs free space: on a full disk it
+    // gives up its reserve, which lets the store open and the queue drain.
     let started = Instant::now();
     let RecoveredQueue {
         spool,
@@ -62,6 +54,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "spool recovered"
     );
+
+    let store = Store::open(&data.database())
+        .await
+        .with_context(|| format!("cannot open the store at {}", data.database().display()))?;
+    let default_account = store
+        .ensure_account(&config.smtp.default_account)
+        .await
+        .context("cannot create the default account")?;
+
+    let tls_config = load_tls(&config, &data)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (events, events_task) = EventWriter::start(store.clone());
@@ -89,6 +91,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("cannot load the sending domains")?;
     let refresh_task = signers.spawn_refresh(store.clone(), stop_rx.clone());
+    let alerts_task = carteiro_service::alerts::spawn_spool_alerts(
+        &spool,
+        store.clone(),
+        events.clone(),
+        stop_rx.clone(),
+    );
     let suppressions_task = suppressions.spawn_refresh(stop_rx.clone());
     // Webhooks read the event log on their own tasks, off the mail path.
     let (webhooks, webhooks_task) =
@@ -220,6 +228,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = engine_task.await;
     let _ = control_task.await;
     let _ = refresh_task.await;
+    let _ = alerts_task.await;
     let _ = suppressions_task.await;
     let _ = webhooks_task.await;
     tracing::info!(
@@ -245,6 +254,7 @@ pub fn spool_options(config: &Config) -> SpoolOptions {
     SpoolOptions {
         segment_size: config.spool.segment_size,
         max_size: (config.spool.max_size > 0).then_some(config.spool.max_size),
+        reserve: config.spool.reserve,
     }
 }
 

@@ -20,6 +20,12 @@ pub struct SpoolConfig {
     /// at most `"1GiB"`.
     #[serde(deserialize_with = "de::size")]
     pub segment_size: u64,
+    /// Disk space held back in a preallocated file (`spool/reserve`) while
+    /// the disk has room, and released when it is full, so that delivered
+    /// messages can still be recorded as done and the backlog drains. At
+    /// most an eighth of the filesystem; `0` turns it off. Default `"64MiB"`.
+    #[serde(deserialize_with = "de::size")]
+    pub reserve: u64,
 }
 
 impl Default for SpoolConfig {
@@ -27,6 +33,7 @@ impl Default for SpoolConfig {
         SpoolConfig {
             max_size: 0,
             segment_size: 64 * 1024 * 1024,
+            reserve: 64 * 1024 * 1024,
         }
     }
 }

@@ -111,6 +111,12 @@ impl Intake {
         &self.events
     }
 
+    /// Whether the spool's disk is full: the spool logs that itself
+    /// (when it starts, every minute, when it ends), not each refusal.
+    pub fn disk_full(&self) -> bool {
+        self.spool.health().full
+    }
+
     /// Takes a message in. `Ok` means it is durable and queued. It holds the
     /// id of the message made for each recipient, in order, for bulk or
     /// tracked mail, which becomes one message per recipient (each

@@ -18,12 +18,15 @@
 //!   server and the CLI.
 //! - [`suppress`]: the suppression lists in memory.
 //! - [`webhooks`]: the dispatcher that POSTs the event log to endpoints.
+//! - [`alerts`]: conditions of the whole server (a full spool disk) as
+//!   `alert` events for every account.
 //!
 //! What it must not know: processes, signals, the configuration file's
 //! location or the data directory's layout (the binary passes in opened
 //! stores, spools and settings); SMTP or HTTP framing (the protocol crates
 //! own them); SQL (the store's methods only).
 
+pub mod alerts;
 pub mod api;
 pub mod inbound;
 pub mod intake;

@@ -132,6 +132,9 @@ impl Handler for SmtpHandler {
             }
             Err(IntakeError::Spool(err)) => {
                 match &err {
+                    SpoolError::Full(_) if self.intake.disk_full() => {
+                        tracing::debug!(error = %err, "spool full, message refused")
+                    }
                     SpoolError::Full(_) => {
                         tracing::warn!(error = %err, "spool full, message refused")
                     }

@@ -178,6 +178,7 @@ tls = "none"
             SpoolOptions {
                 segment_size: config.spool.segment_size,
                 max_size: (config.spool.max_size > 0).then_some(config.spool.max_size),
+                reserve: 0,
             },
             |_| {},
         )

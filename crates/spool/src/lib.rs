@@ -24,12 +24,14 @@
 //! What this crate does not know: what a message's metadata or state mean
 //! (they are opaque bytes), queues, SMTP.
 
+mod full;
 mod record;
 mod recover;
+mod reserve;
 mod scan;
 mod writer;
 
-pub use writer::COMMIT_SECONDS;
+pub use writer::{COMMIT_SECONDS, FULL};
 
 use bytes::Bytes;
 use carteiro_mail::MessageId;
@@ -53,6 +55,12 @@ pub struct SpoolOptions {
     /// New messages are refused (as if the disk were full) once the live
     /// messages together would take more than this many bytes.
     pub max_size: Option<u64>,
+    /// Bytes held back in a preallocated file (`reserve` in the spool's
+    /// directory) while the disk has room, at most an eighth of the
+    /// filesystem; released when the disk is full, so that state and done
+    /// records can still be written and the backlog drains. 0: none (the
+    /// default here; the binary's default is 64 MiB).
+    pub reserve: u64,
 }
 
 impl Default for SpoolOptions {
@@ -60,8 +68,21 @@ impl Default for SpoolOptions {
         SpoolOptions {
             segment_size: 64 * 1024 * 1024,
             max_size: None,
+            reserve: 0,
         }
     }
+}
+
+/// What the spool can do right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpoolHealth {
+    /// The disk is full: new messages are refused (`SpoolError::Full`)
+    /// until there is room again.
+    pub full: bool,
+    /// State changes or removals could not be written and wait to be tried
+    /// again (in order): whatever is delivered now might not be recorded
+    /// as done, so deliveries should wait.
+    pub stalled: bool,
 }
 
 /// Errors of the spool. Cloneable because one failed commit answers many
@@ -298,6 +319,8 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Held (flock) while the spool is open; released by `close`.
     lock: Mutex<Option<File>>,
+    /// Set by the writer as the disk fills and empties.
+    health: tokio::sync::watch::Sender<SpoolHealth>,
 }
 
 impl Inner {
@@ -377,6 +400,7 @@ impl Spool {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
+            health: tokio::sync::watch::Sender::new(SpoolHealth::default()),
         });
         let writer =
             writer::Writer::start(Arc::clone(&inner), options, max_segment_len, next_segment)?;
@@ -455,6 +479,16 @@ impl Spool {
         }
     }
 
+    /// Whether the disk is full and whether records wait to be written.
+    pub fn health(&self) -> SpoolHealth {
+        *self.inner.health.borrow()
+    }
+
+    /// Follows [`Spool::health`] as it changes.
+    pub fn watch_health(&self) -> tokio::sync::watch::Receiver<SpoolHealth> {
+        self.inner.health.subscribe()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
@@ -518,3 +552,6 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod disk_full_tests;

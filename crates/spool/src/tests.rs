@@ -15,6 +15,7 @@ fn open_small(dir: &Path, segment_size: u64) -> (Spool, Vec<Recovered>) {
         SpoolOptions {
             segment_size,
             max_size: None,
+            reserve: 0,
         },
     )
     .expect("open spool")
@@ -229,6 +230,7 @@ async fn a_full_spool_refuses_new_messages_but_keeps_old_ones() {
         SpoolOptions {
             segment_size: 1024 * 1024,
             max_size: Some(20_000),
+            reserve: 0,
         },
     )
     .unwrap();
@@ -257,6 +259,7 @@ async fn a_full_spool_refuses_new_messages_but_keeps_old_ones() {
         SpoolOptions {
             segment_size: 1024 * 1024,
             max_size: Some(20_000),
+            reserve: 0,
         },
     )
     .unwrap();
@@ -377,6 +380,7 @@ fn open_with_small(dir: &Path, segment_size: u64) -> (Spool, Vec<Recovered>) {
         SpoolOptions {
             segment_size,
             max_size: None,
+            reserve: 0,
         },
         |r| recovered.push(r),
     )
@@ -588,6 +592,7 @@ async fn segments_stop_below_their_hard_limit_and_oversized_records_are_refused(
     let options = SpoolOptions {
         segment_size: 1024 * 1024,
         max_size: None,
+        reserve: 0,
     };
     let spool = Spool::open_limited(dir.path(), options.clone(), LIMIT, &mut |_| {}).unwrap();
     // Concurrent stores whose batch is bigger than a segment may be.

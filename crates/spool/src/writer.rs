@@ -1,10 +1,12 @@
 //! The single writer thread: group commit, segment rotation, deletion of dead
 //! segments and compaction of mostly-dead ones.
 
+use crate::full::{Backoff, Episode};
 use crate::record::{self, FLAG_DONE, FLAGS_OFFSET, HEADER_LEN, Record, SEGMENT_HEADER_LEN};
+use crate::reserve::{self, Reserve};
 use crate::{
-    Entry, Inner, Key, Op, SEGMENT_WINDOW, Segment, SegmentRef, SpoolError, SpoolOptions, StatePos,
-    segment_path,
+    Entry, Inner, Key, Op, SEGMENT_WINDOW, Segment, SegmentRef, SpoolError, SpoolHealth,
+    SpoolOptions, StatePos, segment_path,
 };
 use std::fs::File;
 use std::num::NonZeroU32;
@@ -22,6 +24,7 @@ const LAZY_SYNC: Duration = Duration::from_millis(500);
 /// batch someone waits for), through the `metrics` facade: a no-op unless
 /// the binary installed a recorder before opening the spool.
 pub const COMMIT_SECONDS: &str = "carteiro_spool_commit_seconds";
+pub use crate::full::FULL;
 /// The zero length written after each batch (see `write_and_sync`).
 const END_MARKER_LEN: u64 = 4;
 /// A segment this many numbers behind the current one is compacted however
@@ -38,8 +41,20 @@ pub(crate) struct Writer {
     file: Arc<File>,
     len: u64,
     buf: Vec<u8>,
-    /// State changes and removals whose write failed, tried again next time.
+    /// State changes and removals whose write failed, tried again (in
+    /// order, before anything newer) when `retry_at` says.
     retry: Vec<Op>,
+    retry_at: Backoff,
+    /// Why the last write failed, for whatever is refused meanwhile.
+    last_error: Option<SpoolError>,
+    /// Space held back for a full disk.
+    reserve: Reserve,
+    /// The full disk under way: new messages are refused until it ends.
+    full: Option<Episode>,
+    /// Set while compaction writes: its copies are not new messages.
+    compacting: bool,
+    /// When compaction may try again after failing on a full disk.
+    compact_at: Backoff,
     /// Bytes written since the last sync.
     dirty: bool,
     last_sync: Instant,
@@ -62,6 +77,8 @@ enum Applied {
     State {
         id: u128,
         offset: NonZeroU32,
+        /// Kept to be written again if the batch fails.
+        state: Vec<u8>,
     },
     Removed {
         id: u128,
@@ -78,22 +95,64 @@ impl Writer {
         max_segment_len: u64,
         next_segment: u64,
     ) -> Result<Writer, SpoolError> {
-        let (file, len) = create_segment(&inner, next_segment)?;
+        let reserve = Reserve::new(&inner.dir, options.reserve);
+        let mut full = None;
+        let (current, file, len) = match create_segment(&inner, next_segment) {
+            Ok((file, len)) => (next_segment, file, len),
+            Err(err @ SpoolError::Full(_)) => {
+                // Started on a full disk: the reserve makes room for the new
+                // segment, or the newest one takes further records.
+                let mut released = false;
+                let mut made = Err(err.clone());
+                while made.is_err() && reserve.release() {
+                    released = true;
+                    made = create_segment(&inner, next_segment);
+                }
+                full = Some(Episode::start(&err, reserve.size(), released));
+                match made {
+                    Ok((file, len)) => (next_segment, file, len),
+                    Err(err) => continue_newest(&inner).ok_or(err)?,
+                }
+            }
+            Err(err) => return Err(err),
+        };
+        if full.is_none()
+            && let Err(err) = reserve.ensure()
+        {
+            let err = SpoolError::from_io(&err);
+            if matches!(err, SpoolError::Full(_)) {
+                // What starts next (the store) needs a little room too.
+                let released = reserve.release();
+                full = Some(Episode::start(&err, reserve.size(), released));
+            } else {
+                tracing::warn!(error = %err, "cannot make the spool reserve");
+            }
+        }
+        if full.is_none() {
+            metrics::gauge!(FULL).set(0.0);
+        }
         let mut writer = Writer {
             inner,
             options,
             max_segment_len,
-            current: next_segment,
+            current,
             file,
             len,
             buf: Vec::with_capacity(1024 * 1024),
             retry: Vec::new(),
+            retry_at: Backoff::new(),
+            last_error: None,
+            reserve,
+            full,
+            compacting: false,
+            compact_at: Backoff::new(),
             dirty: false,
             last_sync: Instant::now(),
             flagged: std::collections::HashSet::new(),
             prepare: None,
             commit_seconds: metrics::histogram!(COMMIT_SECONDS),
         };
+        writer.update_health();
         writer.delete_dead_segments();
         Ok(writer)
     }
@@ -106,7 +165,9 @@ impl Writer {
             .name("spool-prepare".into())
             .spawn(move || run_preparer(dir, size, wake));
         if preparer.is_ok() {
-            let _ = prepare.send(());
+            if self.full.is_none() {
+                let _ = prepare.send(());
+            }
             self.prepare = Some(prepare);
         }
         self.main_loop(rx);
@@ -119,20 +180,20 @@ impl Writer {
 
     fn main_loop(&mut self, rx: Receiver<Op>) {
         loop {
-            let first = if self.dirty {
-                match rx.recv_timeout(LAZY_SYNC.saturating_sub(self.last_sync.elapsed())) {
-                    Ok(op) => op,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.commit(Vec::new(), true);
-                        continue;
-                    }
+            let first = match self.deadline() {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(op) => Some(op),
+                    Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match rx.recv() {
-                    Ok(op) => op,
+                },
+                None => match rx.recv() {
+                    Ok(op) => Some(op),
                     Err(_) => break,
-                }
+                },
+            };
+            let Some(first) = first else {
+                self.tick();
+                continue;
             };
             let mut bytes = op_size(&first);
             let mut ops = vec![first];
@@ -148,49 +209,222 @@ impl Writer {
             let force_sync = self.last_sync.elapsed() >= LAZY_SYNC;
             self.commit(ops, force_sync);
             self.maintain();
+            // Ops that never stop coming must not starve what is due.
+            self.tick();
         }
-        // Shutdown: whatever is still unsynced goes to disk now.
+        // Shutdown: whatever is still unsynced goes to disk now, and records
+        // waiting for a retry get one last try.
+        self.retry_at.reset();
         self.commit(Vec::new(), true);
+        if !self.retry.is_empty() {
+            tracing::error!(
+                records = self.retry.len(),
+                "spool closed with state records not written: their messages may be delivered again"
+            );
+        }
+    }
+
+    /// When something is due without a new op: the lazy sync, a retry of
+    /// failed records, a look for room on a full disk, its summary.
+    fn deadline(&self) -> Option<Instant> {
+        let mut at: Option<Instant> = None;
+        let mut earliest = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
+        if self.dirty {
+            earliest(self.last_sync + LAZY_SYNC);
+        }
+        if !self.retry.is_empty() {
+            earliest(self.retry_at.next());
+        }
+        if let Some(episode) = &self.full {
+            earliest(episode.look.next());
+            earliest(episode.summary_due());
+        }
+        at
+    }
+
+    /// Does what [`Writer::deadline`] said was due.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let retry = !self.retry.is_empty() && self.retry_at.due(now);
+        if retry || (self.dirty && self.last_sync.elapsed() >= LAZY_SYNC) {
+            self.commit(Vec::new(), true);
+            self.maintain();
+        }
+        if self.full.as_ref().is_some_and(|e| e.look.due(now)) {
+            self.look_for_room();
+        }
+        let pending = self.retry.len();
+        if let Some(episode) = &mut self.full {
+            episode.summarize(now, pending);
+        }
+    }
+
+    /// On a full disk: when there is room for the reserve and a segment
+    /// beyond it, makes the reserve again and takes new messages again.
+    fn look_for_room(&mut self) {
+        let need = self.reserve.size() + self.options.segment_size;
+        let room = reserve::space(&self.inner.dir)
+            .is_none_or(|space| space.available + self.reserve.len() >= need);
+        let made = room && self.reserve.ensure().is_ok();
+        if !made {
+            if let Some(episode) = &mut self.full {
+                episode.look.failed(Instant::now());
+            }
+            return;
+        }
+        if let Some(episode) = self.full.take() {
+            episode.end();
+        }
+        self.update_health();
+        if let Some(prepare) = &self.prepare {
+            let _ = prepare.send(());
+        }
+    }
+
+    /// Tells the spool's handles what the writer can do now.
+    fn update_health(&self) {
+        let health = SpoolHealth {
+            full: self.full.is_some(),
+            stalled: !self.retry.is_empty(),
+        };
+        self.inner.health.send_if_modified(|h| {
+            let changed = *h != health;
+            *h = health;
+            changed
+        });
+    }
+
+    /// After a failed write: a full disk starts an episode (once) and gives
+    /// up the reserve, so the failed records can be tried again at once;
+    /// anything else waits for the backoff.
+    fn failed(&mut self, err: &SpoolError) {
+        self.retry_at.failed(Instant::now());
+        if matches!(err, SpoolError::Full(_)) {
+            let released = self.reserve.release();
+            match &self.full {
+                None => self.full = Some(Episode::start(err, self.reserve.size(), released)),
+                Some(_) if released => {
+                    tracing::info!("spool disk still full: another part of the reserve released");
+                }
+                Some(_) => {}
+            }
+            if released {
+                self.retry_at.reset();
+            }
+        } else {
+            tracing::error!(error = %err, pending_records = self.retry.len(), "spool write failed; trying again");
+        }
+        self.last_error = Some(err.clone());
+    }
+
+    /// Answers or keeps ops that come while failed records wait for their
+    /// retry: records queue up behind them, the rest is refused.
+    fn park(&mut self, ops: Vec<Op>) {
+        let err = self
+            .last_error
+            .clone()
+            .unwrap_or_else(|| SpoolError::Full("disk full".to_string()));
+        for op in ops {
+            match op {
+                Op::Store { done, .. } => {
+                    if let Some(episode) = &mut self.full {
+                        episode.refused();
+                    }
+                    let _ = done.send(Err(err.clone()));
+                }
+                Op::Sync { done } => {
+                    let _ = done.send(Err(err.clone()));
+                }
+                other => self.retry.push(other),
+            }
+        }
     }
 
     /// Writes `ops` (after any retried ones) in one write and, when any of
     /// them waits for durability, one sync; then answers the waiters. A
     /// batch too big for one segment is written as several, in order.
     fn commit(&mut self, ops: Vec<Op>, force_sync: bool) {
+        let waiting = !self.retry.is_empty();
         let mut ops_all = std::mem::take(&mut self.retry);
         ops_all.extend(ops);
+        if waiting && !self.retry_at.due(Instant::now()) {
+            self.park(ops_all);
+            self.update_health();
+            return;
+        }
+        if self.full.is_some() && !self.compacting {
+            // New messages wait for room; records go on (into the reserve).
+            let err = SpoolError::Full("disk full".to_string());
+            let mut kept = Vec::with_capacity(ops_all.len());
+            for op in ops_all {
+                match op {
+                    Op::Store { done, .. } => {
+                        if let Some(episode) = &mut self.full {
+                            episode.refused();
+                        }
+                        let _ = done.send(Err(err.clone()));
+                    }
+                    other => kept.push(other),
+                }
+            }
+            ops_all = kept;
+        }
         // What fits in an empty segment: a larger record fits nowhere.
         let room = self.max_segment_len - SEGMENT_HEADER_LEN as u64 - END_MARKER_LEN;
         let mut run = Vec::new();
         let mut run_bytes = 0u64;
-        for op in ops_all {
+        let mut result = Ok(());
+        let mut pending = ops_all.into_iter();
+        for op in pending.by_ref() {
             let size = op_size(&op) as u64;
             if size > room {
                 refuse_too_large(op, size);
                 continue;
             }
             if run_bytes + size > room {
-                self.commit_run(std::mem::take(&mut run), force_sync);
+                result = self.commit_run(std::mem::take(&mut run), force_sync);
                 run_bytes = 0;
+                if result.is_err() {
+                    run.push(op);
+                    break;
+                }
             }
             run_bytes += size;
             run.push(op);
         }
-        self.commit_run(run, force_sync);
+        match result {
+            Ok(()) => result = self.commit_run(run, force_sync),
+            Err(ref err) => {
+                // Later ops wait behind the failed ones, in order.
+                run.extend(pending);
+                let err = err.clone();
+                self.fail(run, &err);
+            }
+        }
+        match result {
+            Ok(()) => {
+                if waiting && self.retry.is_empty() {
+                    self.retry_at.reset();
+                    tracing::info!("spool records written again");
+                }
+            }
+            Err(err) => self.failed(&err),
+        }
+        self.update_health();
     }
 
     /// Commits ops that fit in one segment: the current one, or a new one
     /// when they would take it past `segment_size` or its hard limit.
-    fn commit_run(&mut self, ops_all: Vec<Op>, force_sync: bool) {
+    fn commit_run(&mut self, ops_all: Vec<Op>, force_sync: bool) -> Result<(), SpoolError> {
         let incoming: u64 = ops_all.iter().map(|op| op_size(op) as u64).sum();
         if self.len > SEGMENT_HEADER_LEN as u64
             && (self.len + incoming > self.options.segment_size
                 || self.len + incoming + END_MARKER_LEN > self.max_segment_len)
             && let Err(err) = self.rotate()
         {
-            tracing::error!(error = %err, "spool segment rotation failed");
+            tracing::debug!(error = %err, "spool segment rotation failed");
             self.fail(ops_all, &err);
-            return;
+            return Err(err);
         }
         let over_limit = self
             .options
@@ -237,7 +471,7 @@ impl Writer {
                 Op::State { id, state } => {
                     record::encode_state(&mut self.buf, seed, id, &state);
                     let offset = NonZeroU32::new(offset_u32(at)).expect("after the header");
-                    applied.push(Applied::State { id, offset });
+                    applied.push(Applied::State { id, offset, state });
                 }
                 Op::Remove { id } => {
                     record::encode_done(&mut self.buf, seed, id);
@@ -256,12 +490,12 @@ impl Writer {
             self.commit_seconds.record(started.elapsed().as_secs_f64());
         }
         if let Err(err) = written {
-            tracing::error!(error = %err, "spool commit failed");
+            tracing::debug!(error = %err, "spool commit failed");
             // Undo the partial write so no half batch is ever read back.
             let _ = self.file.set_len(base);
             self.len = base;
             self.fail_applied(applied, &err);
-            return;
+            return Err(err);
         }
 
         let written = self.buf.len() as u64;
@@ -281,7 +515,7 @@ impl Writer {
                         stored += 1;
                         waiters.push(done);
                     }
-                    Applied::State { id, offset } => {
+                    Applied::State { id, offset, .. } => {
                         let key = Key::from(id);
                         if let Some(mut entry) = shared.index.get(&key).copied() {
                             entry.state = Some(StatePos {
@@ -328,6 +562,7 @@ impl Writer {
                 }
             }
         }
+        Ok(())
     }
 
     fn write_and_sync(&mut self, sync: bool) -> Result<(), SpoolError> {
@@ -366,10 +601,7 @@ impl Writer {
                 Applied::Stored { done, .. } | Applied::Synced { done } => {
                     let _ = done.send(Err(err.clone()));
                 }
-                Applied::State { .. } => {
-                    // The state itself is gone from the batch; the queue
-                    // writes a newer one on the next attempt anyway.
-                }
+                Applied::State { id, state, .. } => self.retry.push(Op::State { id, state }),
                 Applied::Removed { id } => self.retry.push(Op::Remove { id }),
             }
         }
@@ -385,7 +617,9 @@ impl Writer {
         self.current = next;
         self.file = file;
         self.len = len;
-        if let Some(prepare) = &self.prepare {
+        if let Some(prepare) = &self.prepare
+            && self.full.is_none()
+        {
             let _ = prepare.send(());
         }
         Ok(())
@@ -396,6 +630,10 @@ impl Writer {
     /// once it is [`COMPACT_AGE`] numbers old.
     fn maintain(&mut self) {
         self.delete_dead_segments();
+        if !self.retry.is_empty() || !self.compact_at.due(Instant::now()) {
+            // Compaction needs room that waiting records need more.
+            return;
+        }
         let candidate = {
             let shared = self.inner.shared();
             let ancient = shared
@@ -418,8 +656,18 @@ impl Writer {
             })
         };
         if let Some(number) = candidate {
-            if let Err(err) = self.compact(number) {
-                tracing::warn!(segment = number, error = %err, "spool compaction failed");
+            self.compacting = true;
+            let compacted = self.compact(number);
+            self.compacting = false;
+            match compacted {
+                Ok(()) => self.compact_at.reset(),
+                Err(err @ SpoolError::Full(_)) => {
+                    self.compact_at.failed(Instant::now());
+                    tracing::debug!(segment = number, error = %err, "spool compaction failed");
+                }
+                Err(err) => {
+                    tracing::warn!(segment = number, error = %err, "spool compaction failed");
+                }
             }
             self.delete_dead_segments();
         }
@@ -624,25 +872,48 @@ fn create_segment(inner: &Inner, number: u64) -> Result<(Arc<File>, u64), SpoolE
     }
     let path = segment_path(&inner.dir, number);
     let spare = spare_path(&inner.dir);
-    let file = match std::fs::rename(&spare, &path) {
-        Ok(()) => File::options().read(true).write(true).open(&path),
-        Err(_) => File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path),
+    // A file left by a failed attempt (or a crash during one) holds nothing.
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() <= SEGMENT_HEADER_LEN as u64 + 4) {
+        let _ = std::fs::remove_file(&path);
     }
-    .map_err(io)?;
-    let mut header = record::segment_header(number).to_vec();
-    // An end marker right after the header: the file may be a recycled one.
-    header.extend_from_slice(&[0u8; 4]);
-    file.write_all_at(&header, 0).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    // The new file's directory entry must survive a crash too.
-    File::open(&inner.dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
-    let file = Arc::new(file);
+    let recycled = std::fs::rename(&spare, &path).is_ok();
+    let made = (|| {
+        let file = if recycled {
+            File::options().read(true).write(true).open(&path)?
+        } else {
+            File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?
+        };
+        let mut header = record::segment_header(number).to_vec();
+        // An end marker right after the header: the file may be a recycled one.
+        header.extend_from_slice(&[0u8; 4]);
+        file.write_all_at(&header, 0)?;
+        file.sync_all()?;
+        // The new file's directory entry must survive a crash too.
+        File::open(&inner.dir)?.sync_all()?;
+        Ok(file)
+    })();
+    let file = match made {
+        Ok(file) => Arc::new(file),
+        Err(err) => {
+            // No half-made segment stays behind: a spare goes back to being
+            // one, a new file is deleted, so the next rotation starts clean.
+            let undone = if recycled {
+                std::fs::rename(&path, &spare)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(undo) = undone
+                && undo.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(segment = %path.display(), error = %undo, "cannot remove a half-made spool segment");
+            }
+            return Err(io(err));
+        }
+    };
     inner.shared().segments.insert(
         number,
         Segment {
@@ -653,6 +924,18 @@ fn create_segment(inner: &Inner, number: u64) -> Result<(Arc<File>, u64), SpoolE
         },
     );
     Ok((file, SEGMENT_HEADER_LEN as u64))
+}
+
+/// On a disk too full for a new segment: the newest segment takes further
+/// records after its readable end, as its writer left it.
+fn continue_newest(inner: &Inner) -> Option<(u64, Arc<File>, u64)> {
+    let shared = inner.shared();
+    let (&number, seg) = shared.segments.last_key_value()?;
+    tracing::warn!(
+        segment = number,
+        "no room for a new spool segment: writing on in the newest one"
+    );
+    Some((number, Arc::clone(&seg.file), seg.len))
 }
 
 fn spare_path(dir: &std::path::Path) -> std::path::PathBuf {

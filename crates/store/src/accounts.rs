@@ -117,6 +117,11 @@ impl Store {
     /// the one account.
     pub async fn ensure_account(&self, name: &str) -> Result<Account, StoreError> {
         let name = normalize_name(name)?;
+        // Read first: at start on a full disk the account exists and
+        // nothing needs writing.
+        if let Some(account) = find_by_name(&self.pool, &name).await? {
+            return Ok(account);
+        }
         // ON CONFLICT DO NOTHING (SQLite and PostgreSQL alike) turns the race
         // into a no-op insert followed by the same SELECT for everyone.
         sqlx::query(

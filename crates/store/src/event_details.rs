@@ -33,6 +33,8 @@ pub enum EventDetails {
     Engagement(EngagementDetails),
     /// `unsubscribed`.
     Unsubscribe(UnsubscribeDetails),
+    /// `alert`: about the server, not a message.
+    Alert(AlertDetails),
     /// No details (`{}` on the wire; stored as `null`).
     None,
 }
@@ -56,6 +58,18 @@ impl EventDetails {
             _ => None,
         }
     }
+}
+
+/// `alert`: a condition of the server an operator should know about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertDetails {
+    /// What it is about: `spool_full` (new mail is refused for want of disk
+    /// space).
+    pub alert: String,
+    /// `started` or `ended`.
+    pub state: String,
+    /// One line for people.
+    pub text: String,
 }
 
 /// `received`: how the message came in.

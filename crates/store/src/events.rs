@@ -59,11 +59,15 @@ pub enum EventKind {
     Held,
     /// The message was refused at submission.
     Rejected,
+    /// Something about the server as a whole that needs an operator (the
+    /// spool's disk is full, or has room again): recorded for every
+    /// account, about no message.
+    Alert,
 }
 
 impl EventKind {
     /// Every kind, in the order of the wire documentation.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Received,
         EventKind::Deferred,
         EventKind::Delivered,
@@ -77,6 +81,7 @@ impl EventKind {
         EventKind::Deleted,
         EventKind::Held,
         EventKind::Rejected,
+        EventKind::Alert,
     ];
 
     /// The wire and stored name.
@@ -95,6 +100,7 @@ impl EventKind {
             EventKind::Deleted => "deleted",
             EventKind::Held => "held",
             EventKind::Rejected => "rejected",
+            EventKind::Alert => "alert",
         }
     }
 
@@ -116,7 +122,8 @@ impl EventKind {
             | EventKind::Clicked
             | EventKind::Unsubscribed
             | EventKind::Held
-            | EventKind::Rejected => None,
+            | EventKind::Rejected
+            | EventKind::Alert => None,
         }
     }
 }

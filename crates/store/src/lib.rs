@@ -51,8 +51,8 @@ pub use credentials::Credential;
 pub use domains::{DkimAlgorithm, DkimKey, Domain, NewDkimKey};
 pub use error::{StoreError, UnknownValue};
 pub use event_details::{
-    BounceReportDetails, ComplaintDetails, DeliveryDetails, EngagementDetails, EventDetails,
-    ReceivedDetails, SmtpClientDetails, SuppressedDetails, UnsubscribeDetails,
+    AlertDetails, BounceReportDetails, ComplaintDetails, DeliveryDetails, EngagementDetails,
+    EventDetails, ReceivedDetails, SmtpClientDetails, SuppressedDetails, UnsubscribeDetails,
 };
 pub use event_writer::{DEFAULT_LINGER, EventWriter, MAX_BATCH};
 pub use events::{EventKind, EventRecord, MAX_EVENTS_PAGE, NewEvent, RECIPIENT_STATES};

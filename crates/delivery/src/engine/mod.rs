@@ -46,6 +46,8 @@ const BODY_CACHE_BYTES: usize = 256 * 1024 * 1024;
 const MAX_IN_FLIGHT: usize = 50_000;
 /// How long a shutdown waits for attempts in flight to report.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often a paused engine asks the spool whether it records again.
+const PAUSE_CHECK: Duration = Duration::from_millis(200);
 
 pub use carteiro_mail::clock::now_millis;
 
@@ -143,6 +145,8 @@ struct Engine {
     bodies: HashMap<MessageId, Bytes>,
     cached_bytes: usize,
     metrics: EngineMetrics,
+    /// New attempts wait: the spool cannot record their outcome.
+    paused: bool,
 }
 
 /// Starts the engine with the messages recovered from the spool.
@@ -210,6 +214,7 @@ pub fn start_with(
         bodies: HashMap::new(),
         cached_bytes: 0,
         metrics,
+        paused: false,
     };
     for message in finished {
         bounce::finish(&engine.ctx, &handle, message, None);
@@ -229,6 +234,9 @@ impl Engine {
                 || self.scheduler.in_flight() >= MAX_IN_FLIGHT
             {
                 None
+            } else if self.paused {
+                // Look again soon: the spool tells nobody when it recovers.
+                Some(PAUSE_CHECK)
             } else {
                 self.scheduler
                     .next_wakeup()
@@ -421,6 +429,21 @@ impl Engine {
 
     fn dispatch_due(&mut self, now: u64) {
         if self.mode == EngineMode::Offline {
+            return;
+        }
+        // While the spool cannot write state records, a delivery's "done"
+        // might never reach the disk and a restart would deliver it again:
+        // no new attempts until it can.
+        let stalled = self.ctx.spool.health().stalled;
+        if stalled != self.paused {
+            self.paused = stalled;
+            if stalled {
+                tracing::warn!("deliveries paused: the spool cannot record their outcome");
+            } else {
+                tracing::info!("deliveries resumed: the spool records again");
+            }
+        }
+        if stalled {
             return;
         }
         for dispatch in self.scheduler.take_due(now, MAX_IN_FLIGHT) {

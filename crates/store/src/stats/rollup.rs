@@ -161,7 +161,7 @@ fn columns_of(event: &NewEvent) -> &'static [usize] {
         EventKind::Clicked if unique => &[column::CLICKED, column::CLICKED_UNIQUE],
         EventKind::Clicked => &[column::CLICKED],
         EventKind::Unsubscribed => &[column::UNSUBSCRIBED],
-        EventKind::Deleted | EventKind::Held | EventKind::Rejected => &[],
+        EventKind::Deleted | EventKind::Held | EventKind::Rejected | EventKind::Alert => &[],
     }
 }
 
