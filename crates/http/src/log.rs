@@ -2,6 +2,7 @@
 //! string (addresses), headers (the API key) and bodies are never logged.
 
 use axum::extract::Request;
+use carteiro_mail::LogSafe;
 use axum::middleware::Next;
 use axum::response::Response;
 use tokio::time::Instant;
@@ -14,7 +15,7 @@ pub(crate) async fn log_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     tracing::debug!(
         %method,
-        path,
+        path = %LogSafe(&path),
         status = response.status().as_u16(),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "http request"

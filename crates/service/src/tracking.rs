@@ -17,7 +17,7 @@
 //! that finds the recipient also gives that time). A machine's open is never
 //! the recipient's first: `unique` is about people, like the statistics.
 
-use carteiro_mail::MessageId;
+use carteiro_mail::{LogSafe, MessageId};
 use carteiro_mail::clock::Clock;
 use carteiro_mail::tracking::{Tracking, track_message};
 use carteiro_mail::verp::{Purpose, TokenKey};
@@ -172,7 +172,7 @@ impl Tracker {
             machine,
             url: url.map(str::to_owned),
         });
-        tracing::debug!(%message_id, recipient = %address, kind = kind.event_kind().as_str(), unique, ?machine, "engagement");
+        tracing::debug!(%message_id, recipient = %LogSafe(&address), kind = kind.event_kind().as_str(), unique, ?machine, "engagement");
         self.events.event(NewEvent {
             account_id,
             message_id,
