@@ -185,9 +185,7 @@ async fn files_are_private_with_umask_000_and_an_open_data_directory() {
         .await;
     // A sending domain puts DKIM private keys into the store.
     server.cli(&["account", "add", "acme"]).await;
-    server
-        .cli(&["domain", "add", "acme", "shop.example"])
-        .await;
+    server.cli(&["domain", "add", "acme", "shop.example"]).await;
 
     let mode = |path: &Path| {
         std::fs::symlink_metadata(path)

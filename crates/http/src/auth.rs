@@ -6,7 +6,7 @@
 //! A client IP that sent too many wrong keys gets `429` before its key is
 //! looked at (`throttle`). Every wrong key is logged at WARN with the
 //! client's IP, in the form the fail2ban filter of docs/operations.md
-//! matches: `api auth failed ip=192.0.2.1 reason=unknown_key`.
+//! matches: `api auth failed ip=192.0.2.1 reason="unknown_key"`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -73,7 +73,9 @@ fn client_ip(parts: &Parts) -> IpAddr {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip().to_canonical())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+            c.0.ip().to_canonical()
+        })
 }
 
 /// The token of an `Authorization: Bearer` header (scheme case-insensitive,

@@ -166,7 +166,7 @@ pub async fn serve(
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-        .await
+    .await
 }
 
 /// `GET /healthz`: the process answers. No key needed, nothing checked.

@@ -2,9 +2,9 @@
 //! string (addresses), headers (the API key) and bodies are never logged.
 
 use axum::extract::Request;
-use carteiro_mail::LogSafe;
 use axum::middleware::Next;
 use axum::response::Response;
+use carteiro_mail::LogSafe;
 use tokio::time::Instant;
 
 /// The logging middleware.

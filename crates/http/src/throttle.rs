@@ -120,9 +120,15 @@ mod tests {
             Err(Duration::from_secs(51))
         );
         assert_eq!(throttle.check(ip("192.0.2.8"), t0), Ok(()), "another IP");
-        assert_eq!(throttle.check(ip("::ffff:192.0.2.7"), t0), Err(Duration::from_secs(61)));
+        assert_eq!(
+            throttle.check(ip("::ffff:192.0.2.7"), t0),
+            Err(Duration::from_secs(61))
+        );
         // The window runs from the first failure.
-        assert_eq!(throttle.check(attacker, t0 + Duration::from_secs(61)), Ok(()));
+        assert_eq!(
+            throttle.check(attacker, t0 + Duration::from_secs(61)),
+            Ok(())
+        );
         let failure = throttle.record_failure(attacker, t0 + Duration::from_secs(62));
         assert_eq!(failure.count, 1);
     }

@@ -94,7 +94,10 @@ mod tests {
     #[test]
     fn every_control_and_bidi_character_is_escaped() {
         let mut all = String::new();
-        for c in (0u32..0x20).chain(0x7f..0xa0).chain([0x2028, 0x2029, 0x202e, 0x2066]) {
+        for c in (0u32..0x20)
+            .chain(0x7f..0xa0)
+            .chain([0x2028, 0x2029, 0x202e, 0x2066])
+        {
             all.push(char::from_u32(c).unwrap());
         }
         let shown = LogSafe(&all).to_string();
@@ -102,7 +105,9 @@ mod tests {
             shown.chars().all(|c| c.is_ascii_graphic()),
             "unescaped characters left in {shown:?}"
         );
-        assert!(shown.contains("\\u{0}") && shown.contains("\\u{9b}") && shown.contains("\\u{202e}"));
+        assert!(
+            shown.contains("\\u{0}") && shown.contains("\\u{9b}") && shown.contains("\\u{202e}")
+        );
     }
 
     #[test]

@@ -268,7 +268,7 @@ impl Inbound {
         report: &ParsedReport,
     ) {
         let complaint = report.complaint.as_ref();
-        tracing::info!(message_id = %id, recipient = %LogSafe(&address), "complaint received");
+        tracing::info!(message_id = %id, recipient = %LogSafe(address), "complaint received");
         self.recorder
             .record_and_suppress(NewEvent {
                 account_id,

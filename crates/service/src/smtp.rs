@@ -5,8 +5,8 @@
 
 use crate::inbound::Inbound;
 use crate::intake::{Incoming, Intake, IntakeError};
-use carteiro_mail::{LogSafe, Reply};
 use carteiro_mail::clock::now_millis;
+use carteiro_mail::{LogSafe, Reply};
 use carteiro_smtp_server::{AccountRef, AuthOutcome, Handler, IncomingMessage};
 use carteiro_spool::SpoolError;
 use carteiro_store::{MessageSource, SmtpClientDetails, Store};

@@ -17,10 +17,10 @@
 //! that finds the recipient also gives that time). A machine's open is never
 //! the recipient's first: `unique` is about people, like the statistics.
 
-use carteiro_mail::{LogSafe, MessageId};
 use carteiro_mail::clock::Clock;
 use carteiro_mail::tracking::{Tracking, track_message};
 use carteiro_mail::verp::{Purpose, TokenKey};
+use carteiro_mail::{LogSafe, MessageId};
 use carteiro_store::{
     Engagement, EngagementDetails, EventDetails, EventWriter, MessageRecipient, NewEvent, Store,
 };
