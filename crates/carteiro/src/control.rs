@@ -55,6 +55,32 @@ impl Response {
     }
 }
 
+/// Binds the socket owner-only whatever the umask and the data directory's
+/// mode: it is made in a fresh 0700 directory, chmod 0600, then renamed to
+/// `path`, so nobody else can connect to it even for a moment (it drives
+/// the queue).
+fn bind_private(path: &Path) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let staging = path.with_extension("sock.new");
+    // Left by a server that died between the two steps.
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .with_context(|| format!("cannot create {}", staging.display()))?;
+    let inside = staging.join("control.sock");
+    let bound = UnixListener::bind(&inside)
+        .with_context(|| format!("cannot bind {}", inside.display()))
+        .and_then(|listener| {
+            std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::rename(&inside, path)
+                .with_context(|| format!("cannot move the socket to {}", path.display()))?;
+            Ok(listener)
+        });
+    let _ = std::fs::remove_dir_all(&staging);
+    bound
+}
+
 /// Starts answering requests on `path` until `stop` turns true.
 pub async fn serve(
     path: &Path,
@@ -67,10 +93,7 @@ pub async fn serve(
         std::fs::remove_file(path)
             .with_context(|| format!("cannot remove stale {}", path.display()))?;
     }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = bind_private(path)?;
     Ok(tokio::spawn(async move {
         loop {
             let stream = tokio::select! {

@@ -50,6 +50,18 @@ impl DataDir {
         Ok(())
     }
 
+    /// The directory's permission bits when the group or others may reach
+    /// into it (e.g. 0755 from systemd's `StateDirectory=`), else `None`.
+    pub fn open_to_others(&self) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&self.root).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn database(&self) -> PathBuf {
         self.root.join("carteiro.db")
     }

@@ -31,6 +31,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let data = DataDir::new(&config);
     data.create()?;
+    if let Some(mode) = data.open_to_others() {
+        // What is inside is created private anyway (spool 0700, files and
+        // keys 0600); the directory itself is the operator's to change.
+        tracing::warn!(
+            path = %data.root().display(),
+            mode = format_args!("{mode:o}"),
+            "the data directory is accessible to group or others; chmod 700 it \
+             (its spool, database and keys are kept private regardless)"
+        );
+    }
     // First: the spool and the engine take their series' handles as they
     // start.
     let metrics = crate::metrics::install()?;

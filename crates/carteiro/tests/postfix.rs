@@ -220,7 +220,7 @@ done(refused)
     );
     assert!(message.content().contains("smarthost body"));
     assert!(
-        server.log().contains("user=pf-relay"),
+        server.log().contains(r#"user="pf-relay""#),
         "the login is logged:\n{}",
         server.log()
     );

@@ -4,6 +4,7 @@
 //! Values only; the HTTP server applies them.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -27,6 +28,14 @@ pub struct HttpConfig {
     /// reach.
     #[serde(deserialize_with = "de::optional_listen_addr")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Requests with a wrong API key allowed from one client IP within
+    /// `auth_failure_window`; then the IP gets `429` until the window ends,
+    /// whatever key it sends. Default 20.
+    pub auth_max_failures: u32,
+    /// The window over which `auth_max_failures` counts, from an IP's first
+    /// failure. Default `"1m"`.
+    #[serde(deserialize_with = "de::duration")]
+    pub auth_failure_window: Duration,
 }
 
 impl Default for HttpConfig {
@@ -35,6 +44,8 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
             public_url: "http://127.0.0.1:8025".to_owned(),
             metrics_listen: None,
+            auth_max_failures: 20,
+            auth_failure_window: Duration::from_secs(60),
         }
     }
 }

@@ -97,6 +97,14 @@ pub struct SmtpConfig {
     /// The window over which `auth_max_failures` is counted. Default `"15m"`.
     #[serde(deserialize_with = "de::duration")]
     pub auth_failure_window: Duration,
+    /// Failed AUTH attempts for one username, from any IP, before each
+    /// further failure blocks that username for a growing time (1 s,
+    /// doubling up to `auth_user_max_delay`). Counted over
+    /// `auth_failure_window` from the last failure. Default 5.
+    pub auth_user_max_failures: u32,
+    /// The longest a username is blocked after a failure. Default `"1m"`.
+    #[serde(deserialize_with = "de::duration")]
+    pub auth_user_max_delay: Duration,
     /// Account that owns mail relayed from `trusted_networks` without AUTH.
     /// Default `"default"`.
     pub default_account: String,
@@ -132,6 +140,8 @@ impl Default for SmtpConfig {
             min_data_rate: 1000,
             auth_max_failures: 5,
             auth_failure_window: Duration::from_secs(15 * 60),
+            auth_user_max_failures: 5,
+            auth_user_max_delay: Duration::from_secs(60),
             default_account: "default".to_owned(),
             local_domains: Vec::new(),
             allow_auth_without_tls: false,

@@ -102,6 +102,10 @@ fn empty_file_is_the_default() {
     assert_eq!(defaults.delivery.tls, TlsMode::Opportunistic);
     assert_eq!(defaults.http.public_url, "http://127.0.0.1:8025");
     assert_eq!(defaults.http.metrics_listen, None);
+    assert_eq!(defaults.smtp.auth_user_max_failures, 5);
+    assert_eq!(defaults.smtp.auth_user_max_delay, Duration::from_secs(60));
+    assert_eq!(defaults.http.auth_max_failures, 20);
+    assert_eq!(defaults.http.auth_failure_window, Duration::from_secs(60));
 }
 
 #[test]
@@ -155,6 +159,8 @@ fn every_key_parses_into_its_field() {
     assert_eq!(smtp.reserved_trusted_connections, Some(3));
     assert_eq!(smtp.reserved_trusted(), 3);
     assert_eq!(smtp.auth_failure_window, Duration::from_secs(3600));
+    assert_eq!(smtp.auth_user_max_failures, 8);
+    assert_eq!(smtp.auth_user_max_delay, Duration::from_secs(300));
     assert_eq!(smtp.default_account, "ops");
     assert_eq!(smtp.local_domains, ["bounces.example.org"]);
     assert!(smtp.allow_auth_without_tls);
@@ -163,6 +169,8 @@ fn every_key_parses_into_its_field() {
     assert_eq!(config.http.listen, addr("[::1]:8080"));
     assert_eq!(config.http.public_url, "https://mail.example.org/carteiro");
     assert_eq!(config.http.metrics_listen, Some(addr("127.0.0.1:9090")));
+    assert_eq!(config.http.auth_max_failures, 50);
+    assert_eq!(config.http.auth_failure_window, Duration::from_secs(600));
     assert_eq!(
         config.dns.nameservers,
         [addr("127.0.0.1:5353"), addr("9.9.9.9:53")]
@@ -245,7 +253,7 @@ fn unknown_keys_are_refused_with_their_dotted_key() {
     let err = refused(
         "[http]\ncolour = 1\n",
         "http.colour",
-        "(expected one of: listen, public_url, metrics_listen)",
+        "(expected one of: listen, public_url, metrics_listen, auth_max_failures, auth_failure_window)",
     );
     assert!(!err.to_string().contains("did you mean"), "{err}");
     refused(
@@ -457,6 +465,26 @@ fn semantic_errors_name_their_key() {
         "[smtp]\ncommand_timeout = 60\n",
         "smtp.command_timeout",
         "expected a duration",
+    );
+    refused(
+        "[smtp]\nauth_user_max_delay = \"0s\"\n",
+        "smtp.auth_user_max_delay",
+        "longer than 0s",
+    );
+    refused(
+        "[smtp]\nauth_user_max_failures = 0\n",
+        "smtp.auth_user_max_failures",
+        "greater than 0",
+    );
+    refused(
+        "[http]\nauth_max_failures = 0\n",
+        "http.auth_max_failures",
+        "greater than 0",
+    );
+    refused(
+        "[http]\nauth_failure_window = \"0s\"\n",
+        "http.auth_failure_window",
+        "longer than 0s",
     );
     refused(
         "[smtp]\nmin_data_rate = \"1KB/s\"\n",

@@ -112,6 +112,10 @@ fn check_smtp(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigErro
         ),
         ("max_errors", smtp.max_errors as u64),
         ("auth_max_failures", u64::from(smtp.auth_max_failures)),
+        (
+            "auth_user_max_failures",
+            u64::from(smtp.auth_user_max_failures),
+        ),
     ];
     positive_counts("smtp", &counts, source)?;
     // A message is one spool record, and a spool segment never grows past
@@ -125,6 +129,7 @@ fn check_smtp(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigErro
             ("idle_timeout", smtp.idle_timeout),
             ("command_timeout", smtp.command_timeout),
             ("auth_failure_window", smtp.auth_failure_window),
+            ("auth_user_max_delay", smtp.auth_user_max_delay),
         ],
         source,
     )?;
@@ -205,6 +210,19 @@ fn check_listeners(config: &Config, source: &Source<'_>) -> Result<(), ConfigErr
 }
 
 fn check_http(config: &mut Config, source: &Source<'_>) -> Result<(), ConfigError> {
+    positive_counts(
+        "http",
+        &[(
+            "auth_max_failures",
+            u64::from(config.http.auth_max_failures),
+        )],
+        source,
+    )?;
+    positive_durations(
+        "http",
+        &[("auth_failure_window", config.http.auth_failure_window)],
+        source,
+    )?;
     let url = config.http.public_url.trim_end_matches('/');
     let host = url
         .strip_prefix("http://")

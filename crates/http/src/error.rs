@@ -2,7 +2,7 @@
 //! `{"error": "<what>", "detail": <more, or null>}`.
 //!
 //! Handlers return [`ApiError`]; this module picks the status, the headers
-//! (`WWW-Authenticate`, `Retry-After`) and the body. Internal failures are
+//! (`WWW-Authenticate`, `Retry-After` after a `503` or `429`) and the body. Internal failures are
 //! logged here and shown to the client only as "internal error".
 
 use axum::Json;
@@ -22,6 +22,8 @@ pub(crate) enum ApiError {
     MissingKey,
     /// A key that is wrong, malformed or revoked.
     InvalidKey,
+    /// The client IP sent too many wrong keys; seconds until it may try again.
+    TooManyFailures { retry_after: u64 },
     /// The body is not JSON, or a value has the wrong type (serde's message,
     /// with line and column).
     MalformedJson(String),
@@ -79,6 +81,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::MissingKey | ApiError::InvalidKey => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MalformedJson(_)
             | ApiError::UnknownField { .. }
             | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
@@ -100,6 +103,10 @@ impl ApiError {
         match self {
             ApiError::MissingKey => ("missing API key", Value::Null),
             ApiError::InvalidKey => ("invalid API key", Value::Null),
+            ApiError::TooManyFailures { retry_after } => (
+                "too many failed authentications",
+                json!({"retry_after": retry_after}),
+            ),
             ApiError::MalformedJson(message) => ("malformed JSON", Value::String(message)),
             ApiError::UnknownField { field, message } => {
                 ("unknown field", json!({"field": field, "message": message}))
@@ -148,6 +155,9 @@ impl IntoResponse for ApiError {
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECONDS),
             )),
+            ApiError::TooManyFailures { retry_after } => {
+                Some((header::RETRY_AFTER, HeaderValue::from(retry_after)))
+            }
             _ => None,
         };
         let (error, detail) = self.body();

@@ -16,7 +16,8 @@
 //! and suppression list changes go to the [`Store`](carteiro_store::Store).
 //! It never logs API keys or message content.
 //!
-//! Layout: `submit` is the contract with the binary, `auth` checks keys,
+//! Layout: `submit` is the contract with the binary, `auth` checks keys
+//! (`throttle` counts wrong ones per client IP),
 //! `error` is the one error shape, `send` (with `send/request.rs`) handles
 //! sending, `read` the message lookups, `events` the event log,
 //! `suppressions` the suppression list, `webhooks` the webhook endpoints,
@@ -37,6 +38,7 @@ mod send;
 mod stats;
 mod submit;
 mod suppressions;
+mod throttle;
 mod tracking;
 mod unsubscribe;
 mod webhooks;
@@ -100,6 +102,10 @@ pub fn body_limit(config: &carteiro_config::Config) -> usize {
 /// (405), the body limit, and a debug log line per request.
 pub fn router<S: Submitter>(state: ApiState<S>) -> Router {
     let limit = body_limit(&state.config);
+    let throttle = Arc::new(throttle::KeyThrottle::new(
+        state.config.http.auth_max_failures,
+        state.config.http.auth_failure_window,
+    ));
     Router::new()
         .route("/healthz", get(health))
         .route(
@@ -142,20 +148,25 @@ pub fn router<S: Submitter>(state: ApiState<S>) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(log::log_request))
+        .layer(axum::Extension(throttle))
         .with_state(state)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops
 /// accepting and waits for the requests in progress to finish (a `POST` being
-/// made durable is answered, not cut off).
+/// made durable is answered, not cut off). Requests carry their peer's
+/// address (`ConnectInfo`) for the throttle of wrong keys.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// `GET /healthz`: the process answers. No key needed, nothing checked.

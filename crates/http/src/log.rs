@@ -4,6 +4,7 @@
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use carteiro_mail::LogSafe;
 use tokio::time::Instant;
 
 /// The logging middleware.
@@ -14,7 +15,7 @@ pub(crate) async fn log_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     tracing::debug!(
         %method,
-        path,
+        path = %LogSafe(&path),
         status = response.status().as_u16(),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "http request"

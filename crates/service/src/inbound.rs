@@ -11,7 +11,7 @@ use carteiro_config::Config;
 use carteiro_mail::bounce::{ParsedReport, ReportKind, parse_report};
 use carteiro_mail::clock::Clock;
 use carteiro_mail::verp::{Purpose, TokenKey};
-use carteiro_mail::{MessageId, Reply, split_address};
+use carteiro_mail::{LogSafe, MessageId, Reply, split_address};
 use carteiro_store::{
     BounceReportDetails, ComplaintDetails, EventDetails, EventKind, NewEvent, Store, StoreError,
     UnsubscribeDetails,
@@ -165,11 +165,11 @@ impl Inbound {
             return;
         };
         if !bounced.action.eq_ignore_ascii_case("failed") {
-            tracing::info!(message_id = %id, action = %bounced.action, "delay or success report; no event");
+            tracing::info!(message_id = %id, action = %LogSafe(&bounced.action), "delay or success report; no event");
             return;
         }
         let class = bounced.class;
-        tracing::info!(message_id = %id, recipient = %address, class = class.as_str(), "bounce received");
+        tracing::info!(message_id = %id, recipient = %LogSafe(&address), class = class.as_str(), "bounce received");
         self.recorder
             .record_and_suppress(NewEvent {
                 account_id,
@@ -268,7 +268,7 @@ impl Inbound {
         report: &ParsedReport,
     ) {
         let complaint = report.complaint.as_ref();
-        tracing::info!(message_id = %id, recipient = %address, "complaint received");
+        tracing::info!(message_id = %id, recipient = %LogSafe(address), "complaint received");
         self.recorder
             .record_and_suppress(NewEvent {
                 account_id,
@@ -298,7 +298,7 @@ impl Inbound {
         let Some((account_id, address)) = self.recipient(id, rcpt).await else {
             return Ok(None);
         };
-        tracing::info!(message_id = %id, recipient = %address, how, "unsubscribed");
+        tracing::info!(message_id = %id, recipient = %LogSafe(&address), how, "unsubscribed");
         self.recorder
             .record_and_suppress(NewEvent {
                 account_id,

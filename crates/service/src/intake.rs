@@ -11,7 +11,7 @@ use bytes::Bytes;
 use carteiro_delivery::engine::EngineHandle;
 use carteiro_mail::headers;
 use carteiro_mail::verp::{Purpose, TokenKey};
-use carteiro_mail::{Envelope, MessageId};
+use carteiro_mail::{Envelope, LogSafe, MessageId};
 use carteiro_queue::{MessageMeta, QueuedMessage, RcptStatus};
 use carteiro_smtp_server::AccountRef;
 use carteiro_spool::{Spool, SpoolError};
@@ -326,8 +326,8 @@ impl Intake {
         }
         tracing::info!(
             message_id = %incoming.id,
-            account = %incoming.account.name,
-            sender = %envelope.sender,
+            account = %LogSafe(&incoming.account.name),
+            sender = %LogSafe(&envelope.sender),
             recipients = envelope.recipients.len(),
             size,
             source = incoming.source.as_str(),

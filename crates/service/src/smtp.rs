@@ -5,8 +5,8 @@
 
 use crate::inbound::Inbound;
 use crate::intake::{Incoming, Intake, IntakeError};
-use carteiro_mail::Reply;
 use carteiro_mail::clock::now_millis;
+use carteiro_mail::{LogSafe, Reply};
 use carteiro_smtp_server::{AccountRef, AuthOutcome, Handler, IncomingMessage};
 use carteiro_spool::SpoolError;
 use carteiro_store::{MessageSource, SmtpClientDetails, Store};
@@ -127,7 +127,7 @@ impl Handler for SmtpHandler {
         match self.intake.accept(incoming).await {
             Ok(_) => Ok(()),
             Err(IntakeError::Refused(refusal)) => {
-                tracing::info!(message_id = %message.id, reason = %refusal.message(), "message refused");
+                tracing::info!(message_id = %message.id, reason = %LogSafe(&refusal.message()), "message refused");
                 Err(refusal.smtp_reply())
             }
             Err(IntakeError::Spool(err)) => {

@@ -3,6 +3,7 @@
 //! and changes made by other processes (the CLI beside the server) arrive
 //! through the store's audit log, polled every few seconds.
 
+use carteiro_mail::LogSafe;
 use carteiro_store::{Store, StoreError, SuppressionReason, suppression_address};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
@@ -73,7 +74,7 @@ impl Suppressions {
                 Ok(())
             }
             Err(err) => {
-                tracing::error!(%address, error = %err, "cannot add to the suppression list");
+                tracing::error!(address = %LogSafe(address), error = %err, "cannot add to the suppression list");
                 Err(err)
             }
         }

@@ -17,10 +17,10 @@
 //! that finds the recipient also gives that time). A machine's open is never
 //! the recipient's first: `unique` is about people, like the statistics.
 
-use carteiro_mail::MessageId;
 use carteiro_mail::clock::Clock;
 use carteiro_mail::tracking::{Tracking, track_message};
 use carteiro_mail::verp::{Purpose, TokenKey};
+use carteiro_mail::{LogSafe, MessageId};
 use carteiro_store::{
     Engagement, EngagementDetails, EventDetails, EventWriter, MessageRecipient, NewEvent, Store,
 };
@@ -172,7 +172,7 @@ impl Tracker {
             machine,
             url: url.map(str::to_owned),
         });
-        tracing::debug!(%message_id, recipient = %address, kind = kind.event_kind().as_str(), unique, ?machine, "engagement");
+        tracing::debug!(%message_id, recipient = %LogSafe(&address), kind = kind.event_kind().as_str(), unique, ?machine, "engagement");
         self.events.event(NewEvent {
             account_id,
             message_id,

@@ -8,7 +8,7 @@
 //! length, message size, recipients, commands before a transaction, errors,
 //! connections in total, per IP and per network (with a share kept for
 //! trusted networks), idle time, the time a command line may take, the
-//! minimum rate of message content, failed logins per IP.
+//! minimum rate of message content, failed logins per IP and per username.
 //!
 //! What it does not do: store, queue or deliver. A finished message goes to
 //! the [`Handler`], which answers whether it is safely stored; only then does
@@ -21,6 +21,7 @@ mod listener;
 mod pace;
 mod session;
 pub mod tls;
+pub mod user_throttle;
 
 pub use handler::{AccountRef, AuthOutcome, Handler, IncomingMessage};
 pub use listener::serve;
@@ -29,6 +30,7 @@ pub use session::run_session;
 use carteiro_config::Config;
 use limits::{AuthThrottle, ConnectionLimiter, ConnectionLimits};
 use std::sync::Arc;
+use user_throttle::UserThrottle;
 
 /// The role of a listener, which decides TLS and authentication rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,6 +64,8 @@ pub struct ServerContext<H> {
     pub handler: H,
     pub limiter: Arc<ConnectionLimiter>,
     pub auth_throttle: AuthThrottle,
+    /// Failed logins per username, across IPs.
+    pub user_throttle: UserThrottle,
 }
 
 impl<H: Handler> ServerContext<H> {
@@ -74,6 +78,11 @@ impl<H: Handler> ServerContext<H> {
         Arc::new(ServerContext {
             limiter: ConnectionLimiter::new(ConnectionLimits::from_config(smtp)),
             auth_throttle: AuthThrottle::new(smtp.auth_max_failures, smtp.auth_failure_window),
+            user_throttle: UserThrottle::new(
+                smtp.auth_user_max_failures,
+                smtp.auth_user_max_delay,
+                smtp.auth_failure_window,
+            ),
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             config,
             handler,

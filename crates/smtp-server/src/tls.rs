@@ -61,7 +61,8 @@ pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerC
 }
 
 /// Creates a self-signed certificate for `hostname` at `cert`/`key` unless
-/// both files exist already. The key file is readable by its owner only.
+/// both files exist already. The key file is readable by its owner only, and
+/// a directory created for them (`data_dir/tls`) too, whatever the umask.
 pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<bool, TlsError> {
     if cert.exists() && key.exists() {
         return Ok(false);
@@ -80,7 +81,12 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<boo
             source,
         };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(err)?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(err)?;
         }
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -112,6 +118,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "key must not be readable by others");
+        let dir_mode = std::fs::metadata(dir.path().join("tls"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
         load_server_config(&cert, &key).unwrap();
     }
 

@@ -379,8 +379,8 @@ impl Spool {
         max_segment_len: u64,
         each: &mut dyn FnMut(Recovered),
     ) -> Result<Spool, SpoolError> {
-        std::fs::create_dir_all(dir).map_err(|e| SpoolError::from_io(&e))?;
-        let lock = File::options()
+        create_private_dir(dir).map_err(|e| SpoolError::from_io(&e))?;
+        let lock = private_file()
             .create(true)
             .truncate(false)
             .write(true)
@@ -539,6 +539,31 @@ fn read_body_blocking(inner: &Inner, id: MessageId) -> Result<Bytes, SpoolError>
         return Ok(Bytes::from(buf));
     }
     Err(SpoolError::NotFound(id))
+}
+
+/// Queued mail is private whatever the umask and the data directory's mode:
+/// the spool directory (and any it creates above it) is made owner-only
+/// (0700), an existing one included.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Options that create files owner-only (0600), whatever the umask: every
+/// file of the spool is made with these.
+fn private_file() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = File::options();
+    options.mode(0o600);
+    options
 }
 
 fn segment_path(dir: &Path, number: u64) -> PathBuf {

@@ -60,7 +60,7 @@ impl Reserve {
         if self.held() {
             return Ok(());
         }
-        let file = File::options()
+        let file = crate::private_file()
             .create(true)
             .truncate(false)
             .write(true)

@@ -965,3 +965,28 @@ fn replay_by_pread(shared: &Shared) -> usize {
     }
     found
 }
+
+#[tokio::test]
+async fn the_spool_is_private_even_in_an_open_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("spool");
+    std::fs::create_dir(&dir).unwrap();
+    // What a data directory made by systemd's StateDirectory= looks like.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (spool, _) = open_small(&dir, 64 * 1024);
+    for n in 0..40 {
+        store(&spool, n, b"meta", b"", &[b'x'; 4000]).await;
+    }
+    spool.sync().await.unwrap();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    assert!(segment_count(&dir) > 1 && files > 2, "{files} files");
+    spool.close();
+}

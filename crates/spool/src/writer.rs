@@ -881,7 +881,7 @@ fn create_segment(inner: &Inner, number: u64) -> Result<(Arc<File>, u64), SpoolE
         let file = if recycled {
             File::options().read(true).write(true).open(&path)?
         } else {
-            File::options()
+            crate::private_file()
                 .read(true)
                 .write(true)
                 .create_new(true)
@@ -952,7 +952,11 @@ pub(crate) fn run_preparer(dir: std::path::PathBuf, size: u64, wake: Receiver<()
         }
         let tmp = dir.join("spare.tmp");
         let result = (|| -> std::io::Result<()> {
-            let file = File::create(&tmp)?;
+            let file = crate::private_file()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             let chunk = vec![0u8; 1024 * 1024];
             let mut written = 0u64;
             while written < size {

@@ -51,6 +51,7 @@ pub struct Setup {
     routes: Vec<(Vec<String>, SocketAddr)>,
     extra: String,
     data_dir: Option<PathBuf>,
+    program: Option<PathBuf>,
 }
 
 impl Setup {
@@ -113,6 +114,14 @@ impl Setup {
         self
     }
 
+    /// Runs `program` instead of the binary under test (a wrapper script
+    /// that sets a umask or adds flags, then `exec`s [`bin`]); the CLI
+    /// commands of [`Server::cli`] go through it too.
+    pub fn program(mut self, path: &Path) -> Setup {
+        self.program = Some(path.to_path_buf());
+        self
+    }
+
     /// The configuration file for data directory `data_dir` and the
     /// listeners on `ports` (relay, submission, submissions, http).
     pub fn toml(&self, data_dir: &Path, ports: [u16; 4]) -> String {
@@ -172,7 +181,8 @@ impl Setup {
             .clone()
             .unwrap_or_else(|| dir.path().join("data"));
         let toml = self.toml(&data_dir, ports);
-        let carteiro = Carteiro::start(&bin(), &toml, dir.path())
+        let program = self.program.clone().unwrap_or_else(bin);
+        let carteiro = Carteiro::start(&program, &toml, dir.path())
             .await
             .unwrap_or_else(|err| panic!("carteiro did not start: {err:#}\nconfig:\n{toml}"));
         let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));

@@ -11,7 +11,7 @@
 use super::{EngineHandle, WorkerContext, now_millis};
 use bytes::Bytes;
 use carteiro_mail::dsn::{Action, DsnRecipient, DsnReport, build_dsn};
-use carteiro_mail::{Envelope, MessageId, Recipient, Ret, Status};
+use carteiro_mail::{Envelope, LogSafe, MessageId, Recipient, Ret, Status};
 use carteiro_queue::{MessageMeta, QueuedMessage, RcptStatus};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -144,7 +144,7 @@ pub(crate) fn finish(
                 tracing::info!(
                     message_id = %id,
                     dsn_id = %dsn_id,
-                    to = %meta.envelope.sender,
+                    to = %LogSafe(&meta.envelope.sender),
                     failed = report.len(),
                     "delivery status notification queued"
                 );

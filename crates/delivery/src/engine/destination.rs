@@ -8,7 +8,7 @@ use super::connect::connect;
 use super::dest_key::DestKey;
 use bytes::Bytes;
 use carteiro_config::Config;
-use carteiro_mail::{Envelope, MessageId, Reply, Status};
+use carteiro_mail::{Envelope, LogSafe, MessageId, Reply, Status};
 use carteiro_queue::{AttemptResult, Outcome};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -227,10 +227,10 @@ async fn deliver_jobs(dest: &Arc<Destination>, ctx: &Arc<WorkerContext>) {
                     tracing::info!(
                         message_id = %job.id,
                         account = %job.account,
-                        recipient = %job.envelope.recipients[rcpt].address,
-                        remote = %remote,
+                        recipient = %LogSafe(&job.envelope.recipients[rcpt].address),
+                        remote = %LogSafe(&remote),
                         outcome = ?outcome,
-                        reply = %reply,
+                        reply = %LogSafe(&reply.to_string()),
                         duration_ms = elapsed.as_millis() as u64,
                         "delivery attempt"
                     );
@@ -258,10 +258,10 @@ async fn deliver_jobs(dest: &Arc<Destination>, ctx: &Arc<WorkerContext>) {
                         tracing::info!(
                             message_id = %job.id,
                             account = %job.account,
-                            recipient = %job.envelope.recipients[rcpt].address,
+                            recipient = %LogSafe(&job.envelope.recipients[rcpt].address),
                             remote = %target,
                             outcome = ?outcome,
-                            reply = %failure.reply,
+                            reply = %LogSafe(&failure.reply.to_string()),
                             duration_ms = 0u64,
                             "delivery attempt"
                         );

@@ -132,3 +132,57 @@ async fn unknown_paths_and_methods_answer_json() {
         "method not allowed",
     );
 }
+
+#[tokio::test]
+async fn wrong_keys_from_one_ip_get_429_before_the_key_is_checked() {
+    let h = Harness::with_config(|config| config.http.auth_max_failures = 3).await;
+    let attacker = "192.0.2.66:40000";
+    for n in 0..3 {
+        let answer = h
+            .get_from("/api/v1/events", &format!("crt_guess{n}"), attacker)
+            .await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, "invalid API key");
+    }
+    // Past the limit even the right key waits, and no key is looked up.
+    for key in ["crt_guess9", h.key.as_str()] {
+        let answer = h.get_from("/api/v1/events", key, "192.0.2.66:40001").await;
+        assert_error(
+            &answer,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed authentications",
+        );
+        let retry: u64 = answer.headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        assert_eq!(answer.json["detail"]["retry_after"], retry);
+    }
+    // The right key from elsewhere works; so does a missing key's 401.
+    let answer = h
+        .get_from("/api/v1/events", &h.key, "198.51.100.1:5000")
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    // Pages without a key are not throttled.
+    let answer = h
+        .send(Method::GET, "/healthz", None, None, Body::empty())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_right_key_does_not_clear_the_count() {
+    let h = Harness::with_config(|config| config.http.auth_max_failures = 2).await;
+    let ip = "203.0.113.5:1";
+    h.get_from("/api/v1/events", "crt_wrong", ip).await;
+    let ok = h.get_from("/api/v1/events", &h.key, ip).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    h.get_from("/api/v1/events", "crt_wrong", ip).await;
+    let answer = h.get_from("/api/v1/events", &h.key, ip).await;
+    assert_error(
+        &answer,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed authentications",
+    );
+}

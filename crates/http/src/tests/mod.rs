@@ -248,6 +248,26 @@ impl Harness {
             request = request.header(header::CONTENT_TYPE, value);
         }
         let request = request.body(body.into()).expect("request");
+        self.answer(request).await
+    }
+
+    /// A GET with `key` from the client address `peer`, as `serve` gives it.
+    pub(crate) async fn get_from(&self, uri: &str, key: &str, peer: &str) -> Answer {
+        let mut request = Request::builder()
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Body::empty())
+            .expect("request");
+        let peer: std::net::SocketAddr = peer.parse().expect("a socket address");
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        self.answer(request).await
+    }
+
+    /// Sends `request`; the answer must be JSON.
+    async fn answer(&self, request: Request<Body>) -> Answer {
+        let uri = request.uri().clone();
         let response = self
             .router
             .clone()

@@ -1,11 +1,14 @@
 //! AUTH PLAIN and LOGIN (RFC 4954, RFC 4616), only over TLS unless the
-//! operator allows otherwise, with failed attempts throttled per client IP.
+//! operator allows otherwise, with failed attempts throttled per client IP
+//! and per username. Every failed login is logged at WARN with the client's
+//! IP, in the form the fail2ban filter of docs/operations.md matches:
+//! `smtp auth failed ip=192.0.2.1 user="…"` (the username escaped).
 
 use super::{Flow, Session};
 use crate::handler::{AuthOutcome, Handler};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use carteiro_mail::Reply;
+use carteiro_mail::{LogSafe, Reply};
 use std::io;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -65,16 +68,30 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin + Send> Session<H, S> {
             }
             Err(SaslStop::Closed) => return Ok(Flow::Close),
         };
+        let user = LogSafe(&username);
+        if let Err(wait) = self.ctx.user_throttle.check(&username, ip, Instant::now()) {
+            // Not checked, so neither a failure nor a guess: its own line.
+            tracing::warn!(%ip, user = ?user, retry_in_s = wait.as_secs_f64().ceil() as u64,
+                "smtp auth refused, username throttled");
+            self.reply(&Reply::AUTH_THROTTLED);
+            return Ok(Flow::Continue);
+        }
         match self.ctx.handler.authenticate(&username, &password).await {
             AuthOutcome::Accepted(account) => {
                 self.ctx.auth_throttle.record_success(ip);
-                tracing::info!(user = %username, account = %account.name, "smtp login");
+                self.ctx
+                    .user_throttle
+                    .record_success(&username, ip, Instant::now());
+                tracing::info!(%ip, user = ?user, account = %LogSafe(&account.name), "smtp login");
                 self.auth = Some((username, account));
                 self.reply(&Reply::AUTH_OK);
             }
             AuthOutcome::Rejected => {
-                let failures = self.ctx.auth_throttle.record_failure(ip, Instant::now());
-                tracing::warn!(user = %username, failures, "smtp login failed");
+                let now = Instant::now();
+                let failures = self.ctx.auth_throttle.record_failure(ip, now);
+                let blocked = self.ctx.user_throttle.record_failure(&username, now);
+                tracing::warn!(%ip, user = ?user, failures,
+                    user_blocked_s = blocked.as_secs(), "smtp auth failed");
                 let delay = (FAILURE_DELAY_STEP * failures).min(FAILURE_DELAY_MAX);
                 tokio::time::sleep(delay).await;
                 self.reply(&Reply::AUTH_FAILED);
