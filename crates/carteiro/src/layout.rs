@@ -70,6 +70,11 @@ impl DataDir {
         self.root.join("spool")
     }
 
+    /// Where events wait while the store cannot take them.
+    pub fn events_journal(&self) -> PathBuf {
+        self.root.join("events.journal")
+    }
+
     pub fn tls_cert(&self) -> PathBuf {
         self.root.join("tls").join("cert.pem")
     }

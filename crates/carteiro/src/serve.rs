@@ -76,7 +76,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let tls_config = load_tls(&config, &data)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (events, events_task) = EventWriter::start(store.clone());
+    let (events, events_task) = EventWriter::start_journaled(store.clone(), &data.events_journal())
+        .with_context(|| {
+            format!(
+                "cannot open the event journal at {}",
+                data.events_journal().display()
+            )
+        })?;
+    // Records a power cut took from the store come back from the spool,
+    // before delivery adds events of their messages.
+    let rebuilt = carteiro_service::records::rebuild_lost(&store, &spool, &events, &recovered)
+        .await
+        .context("cannot check the spooled messages' records")?;
+    if rebuilt.rebuilt > 0 || rebuilt.missing > 0 {
+        tracing::warn!(
+            rebuilt = rebuilt.rebuilt,
+            missing = rebuilt.missing,
+            checked = rebuilt.checked,
+            "message records lost by the store were written again from the spool"
+        );
+    }
     let resolver = Resolver::new(&config.dns.nameservers).context("cannot set up DNS")?;
     let tokens = Arc::new(TokenKey::new(
         &store

@@ -4,6 +4,7 @@
 //! events (batched, off the hot path), and the queue.
 
 use crate::metrics::{PerAccount, RECEIVED};
+use crate::records::{self, SpooledRecord};
 use crate::sending::{Prepared, Refusal, SendingPolicy};
 use crate::suppress::Suppressions;
 use crate::tracking::TrackingPlan;
@@ -15,10 +16,7 @@ use carteiro_mail::{Envelope, LogSafe, MessageId};
 use carteiro_queue::{MessageMeta, QueuedMessage, RcptStatus};
 use carteiro_smtp_server::AccountRef;
 use carteiro_spool::{Spool, SpoolError};
-use carteiro_store::{
-    EventDetails, EventKind, EventWriter, MessageSource, NewEvent, NewMessage, ReceivedDetails,
-    SmtpClientDetails, SuppressedDetails,
-};
+use carteiro_store::{EventWriter, MessageSource, SmtpClientDetails};
 use std::sync::Arc;
 
 /// A header a client can set over SMTP to ask for bulk-mail handling
@@ -239,51 +237,24 @@ impl Intake {
             incoming.received_at_ms,
         );
         // Recipients on the account's suppression list are never attempted.
-        let mut suppressed = Vec::new();
+        let mut suppressed = 0;
         for (index, recipient) in envelope.recipients.iter().enumerate() {
             if self
                 .suppressions
                 .is_suppressed(incoming.account.id, &recipient.address)
             {
                 queued.rcpts[index].status = RcptStatus::Suppressed;
-                suppressed.push(recipient.address.clone());
+                suppressed += 1;
             }
         }
-        let deliverable = suppressed.len() < envelope.recipients.len();
-        if deliverable {
-            let state = if suppressed.is_empty() {
-                Vec::new()
-            } else {
-                queued.encode_state()
-            };
-            self.spool
-                .store(
-                    incoming.id,
-                    queued.encode_meta(),
-                    state,
-                    prepared.body.clone(),
-                )
-                .await
-                .map_err(IntakeError::Spool)?;
-        }
-
-        let id = incoming.id.to_string();
-        let recipients: Vec<String> = envelope
-            .recipients
-            .iter()
-            .map(|r| r.address.clone())
-            .collect();
+        let deliverable = suppressed < envelope.recipients.len();
         let header_message_id = prepared
             .summary
             .message_id
             .clone()
             .filter(|m| !m.is_empty())
-            .or_else(|| Some(format!("<{id}@{}>", self.policy.hostname())));
-        self.events.message(NewMessage {
-            id: id.clone(),
-            account_id: incoming.account.id,
-            sender: envelope.sender.clone(),
-            recipients: recipients.clone(),
+            .or_else(|| Some(format!("<{}@{}>", incoming.id, self.policy.hostname())));
+        let record = SpooledRecord {
             subject: prepared.summary.subject.clone(),
             header_message_id,
             tags: incoming.tags,
@@ -293,36 +264,32 @@ impl Intake {
                 .or_else(|| prepared.summary.from_domain.clone()),
             metadata: incoming.metadata,
             source: incoming.source,
-            size,
-            received_at_ms: incoming.received_at_ms as i64,
-        });
-        let details = EventDetails::Received(ReceivedDetails {
             smtp: incoming.client,
-            source: incoming.source.as_str().to_owned(),
-            size,
             dkim_domain: prepared.signed_by.clone(),
-        });
-        for recipient in recipients {
-            self.events.event(NewEvent {
-                account_id: incoming.account.id,
-                message_id: id.clone(),
-                recipient: Some(recipient),
-                kind: EventKind::Received,
-                timestamp_ms: incoming.received_at_ms as i64,
-                details: details.clone(),
-            });
+        };
+        if deliverable {
+            let state = if suppressed == 0 {
+                Vec::new()
+            } else {
+                queued.encode_state()
+            };
+            // The record rides in the same spool commit as the message: a
+            // power cut before the event writer commits it cannot lose it.
+            self.spool
+                .store(
+                    incoming.id,
+                    records::encode_meta(&queued, &record),
+                    state,
+                    prepared.body.clone(),
+                )
+                .await
+                .map_err(IntakeError::Spool)?;
         }
-        for recipient in suppressed {
-            self.events.event(NewEvent {
-                account_id: incoming.account.id,
-                message_id: id.clone(),
-                recipient: Some(recipient),
-                kind: EventKind::Suppressed,
-                timestamp_ms: incoming.received_at_ms as i64,
-                details: EventDetails::Suppressed(SuppressedDetails {
-                    reason: "the address is on the account's suppression list".to_owned(),
-                }),
-            });
+        records::record(&self.events, &queued, record);
+        if !deliverable {
+            // Nothing spooled to rebuild it from: the answer waits for the
+            // record's commit (or for the journal, when the store fails).
+            self.events.flush().await;
         }
         tracing::info!(
             message_id = %incoming.id,

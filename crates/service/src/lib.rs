@@ -33,6 +33,7 @@ pub mod intake;
 pub mod metrics;
 pub mod outcome;
 pub mod queue;
+pub mod records;
 pub mod sending;
 pub mod smtp;
 pub mod suppress;

@@ -468,6 +468,17 @@ impl Spool {
         read_body_blocking(&self.inner, id)
     }
 
+    /// Reads back the metadata a message was stored with (its state may
+    /// have changed since: that is in the state records). For what is kept
+    /// beside the queue's own fields, such as the record rebuilt at start
+    /// when the store lost it.
+    pub async fn read_meta(&self, id: MessageId) -> Result<Vec<u8>, SpoolError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || read_meta_blocking(&inner, id))
+            .await
+            .map_err(|e| SpoolError::Io(e.to_string()))?
+    }
+
     pub fn stats(&self) -> SpoolStats {
         let shared = self.inner.shared();
         SpoolStats {
@@ -522,6 +533,21 @@ fn read_body_blocking(inner: &Inner, id: MessageId) -> Result<Bytes, SpoolError>
     // The writer may move a message to a newer segment between our look-up
     // and the read; the old file stays readable through its open handle, and
     // a second look-up covers a segment deleted in between.
+    read_at(inner, id, |file, entry| {
+        let mut buf = vec![0u8; entry.body_len as usize];
+        file.read_exact_at(&mut buf, entry.body_offset())
+            .map_err(|e| SpoolError::from_io(&e))?;
+        Ok(Bytes::from(buf))
+    })
+}
+
+/// The segment file and index entry of a message, looked up again if the
+/// writer moved it meanwhile (see [`read_body_blocking`]).
+fn read_at<T>(
+    inner: &Inner,
+    id: MessageId,
+    read: impl Fn(&File, &Entry) -> Result<T, SpoolError>,
+) -> Result<T, SpoolError> {
     for _ in 0..2 {
         let (file, entry) = {
             let shared = inner.shared();
@@ -533,12 +559,20 @@ fn read_body_blocking(inner: &Inner, id: MessageId) -> Result<Bytes, SpoolError>
             (file, entry)
         };
         let Some(file) = file else { continue };
-        let mut buf = vec![0u8; entry.body_len as usize];
-        file.read_exact_at(&mut buf, entry.body_offset())
-            .map_err(|e| SpoolError::from_io(&e))?;
-        return Ok(Bytes::from(buf));
+        return read(&file, &entry);
     }
     Err(SpoolError::NotFound(id))
+}
+
+fn read_meta_blocking(inner: &Inner, id: MessageId) -> Result<Vec<u8>, SpoolError> {
+    read_at(inner, id, |file, entry| {
+        let mut head = vec![0u8; entry.body_start as usize];
+        file.read_exact_at(&mut head, u64::from(entry.record_offset))
+            .map_err(|e| SpoolError::from_io(&e))?;
+        let (_, meta, _) = record::decode_message_head(&head)
+            .ok_or_else(|| SpoolError::Io(format!("message {id}: record head unreadable")))?;
+        Ok(meta.to_vec())
+    })
 }
 
 /// Queued mail is private whatever the umask and the data directory's mode:

@@ -990,3 +990,26 @@ async fn the_spool_is_private_even_in_an_open_directory() {
     assert!(segment_count(&dir) > 1 && files > 2, "{files} files");
     spool.close();
 }
+
+#[tokio::test]
+async fn a_message_metadata_reads_back_as_stored_before_and_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (spool, _) = open(dir.path());
+        store(&spool, 1, b"meta one", b"state", b"body one").await;
+        store(&spool, 2, b"{\"record\":2}", b"", b"body two").await;
+        // A later state does not change what the metadata was.
+        spool.set_state(id(1), b"newer state".to_vec()).unwrap();
+        assert_eq!(spool.read_meta(id(1)).await.unwrap(), b"meta one");
+        assert_eq!(spool.read_meta(id(2)).await.unwrap(), b"{\"record\":2}");
+        assert!(matches!(
+            spool.read_meta(id(3)).await,
+            Err(SpoolError::NotFound(_))
+        ));
+        spool.close();
+    }
+    let (spool, _) = open(dir.path());
+    assert_eq!(spool.read_meta(id(1)).await.unwrap(), b"meta one");
+    assert_eq!(spool.read_body(id(2)).await.unwrap(), &b"body two"[..]);
+    spool.close();
+}

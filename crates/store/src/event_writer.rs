@@ -17,13 +17,15 @@
 //!
 //! When the store cannot write (a full disk, an I/O error, a locked or
 //! unreachable database), nothing is dropped: the items wait in memory, in
-//! order (up to [`MAX_HELD`](self)), and are written when the store takes
-//! writes again, with attempts backing off to one every 30 s and one log
-//! line when it starts, a summary a minute and one when it ends. A batch the
+//! order (up to [`MAX_HELD`](self)), and in the [journal](crate::EventJournal)
+//! when the writer has one, and are written when the store takes writes
+//! again (after a restart too), with attempts backing off to one every 30 s
+//! and one log line when it starts, a summary a minute and one when it ends. A batch the
 //! store refuses for its content is retried a few times, then dropped with
 //! an error log. This module does not decide what is an event; callers send
 //! what happened.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::StoreError;
 use crate::event_batch::write_batch;
+use crate::event_journal::EventJournal;
 use crate::events::NewEvent;
 use crate::messages::NewMessage;
 use crate::stats::StatsMemory;
@@ -83,7 +86,40 @@ impl EventWriter {
     /// [`start`](EventWriter::start) with another linger; zero writes
     /// whatever is waiting at once, never waiting for more.
     pub fn start_with_linger(store: Store, linger: Duration) -> (EventWriter, JoinHandle<()>) {
-        EventWriter::start_with(store, linger, &RETRY_PAUSES)
+        EventWriter::start_with(
+            store,
+            linger,
+            &RETRY_PAUSES,
+            Backlog::default(),
+            Pending::default(),
+        )
+    }
+
+    /// [`start`](EventWriter::start) with a journal at `path`, where items
+    /// wait on disk while the store cannot take them; what it holds from an
+    /// earlier run is written first. Fails if the journal cannot be opened
+    /// or read.
+    pub fn start_journaled(
+        store: Store,
+        path: &Path,
+    ) -> std::io::Result<(EventWriter, JoinHandle<()>)> {
+        let (journal, replay) = EventJournal::open(path)?;
+        let held = replay.messages.len() + replay.events.len();
+        if held > 0 {
+            tracing::warn!(path = %path.display(), held, skipped = replay.skipped,
+                "event journal: writing what waited there since the last run");
+        }
+        let pending = Pending {
+            messages: replay.messages,
+            events: replay.events,
+        };
+        Ok(EventWriter::start_with(
+            store,
+            DEFAULT_LINGER,
+            &RETRY_PAUSES,
+            Backlog::new(Some(journal), &pending),
+            pending,
+        ))
     }
 
     /// The general form, with other retry pauses (tests use none).
@@ -91,6 +127,8 @@ impl EventWriter {
         store: Store,
         linger: Duration,
         pauses: &'static [Duration],
+        backlog: Backlog,
+        pending: Pending,
     ) -> (EventWriter, JoinHandle<()>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let hurry = Arc::new(Notify::new());
@@ -99,7 +137,7 @@ impl EventWriter {
             hurry: Arc::clone(&hurry),
             linger,
         };
-        let task = tokio::spawn(run(store, inbox, pauses));
+        let task = tokio::spawn(run(store, inbox, pauses, backlog, pending));
         (EventWriter { sender, hurry }, task)
     }
 
@@ -168,14 +206,91 @@ impl Pending {
         self.messages.is_empty() && self.events.is_empty()
     }
 
-    /// Drops the oldest items beyond [`MAX_HELD`]; returns how many.
-    fn trim(&mut self) -> usize {
+    /// Drops the oldest items beyond [`MAX_HELD`]; returns how many
+    /// records and events.
+    fn trim(&mut self) -> (usize, usize) {
         let over = self.len().saturating_sub(MAX_HELD);
         let from_messages = over.min(self.messages.len());
         self.messages.drain(..from_messages);
         let from_events = (over - from_messages).min(self.events.len());
         self.events.drain(..from_events);
-        over
+        (from_messages, from_events)
+    }
+}
+
+/// The journal, if any, and how many of the pending items (from the front
+/// of each list) it holds.
+#[derive(Default)]
+struct Backlog {
+    journal: Option<EventJournal>,
+    messages: usize,
+    events: usize,
+    /// Whether the last append failed (said once, until one succeeds).
+    failing: bool,
+}
+
+impl Backlog {
+    /// A journal that holds everything now pending (what it gave back).
+    fn new(journal: Option<EventJournal>, pending: &Pending) -> Backlog {
+        Backlog {
+            journal,
+            messages: pending.messages.len(),
+            events: pending.events.len(),
+            failing: false,
+        }
+    }
+
+    /// Writes to the journal what is pending and not in it yet. Without
+    /// room, the items stay in memory only (said once).
+    fn save(&mut self, pending: &Pending) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        let messages = &pending.messages[self.messages.min(pending.messages.len())..];
+        let events = &pending.events[self.events.min(pending.events.len())..];
+        match journal.append(messages, events) {
+            Ok(()) => {
+                self.messages = pending.messages.len();
+                self.events = pending.events.len();
+                if std::mem::take(&mut self.failing) {
+                    tracing::warn!("event journal: appends work again");
+                }
+            }
+            Err(error) if !self.failing => {
+                self.failing = true;
+                tracing::error!(path = %journal.path().display(), %error,
+                    "event journal: cannot append; held events are in memory only until it can");
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Some items were taken off the front of the pending lists (written,
+    /// or dropped).
+    fn taken(&mut self, messages: usize, events: usize) {
+        self.messages = self.messages.saturating_sub(messages);
+        self.events = self.events.saturating_sub(events);
+    }
+
+    /// Everything pending is written: the journal is emptied.
+    fn clear(&mut self) {
+        self.messages = 0;
+        self.events = 0;
+        if let Some(journal) = &mut self.journal
+            && let Err(error) = journal.clear()
+        {
+            // Its items are in the store: replaying them later doubles
+            // events at worst.
+            tracing::warn!(path = %journal.path().display(), %error,
+                "event journal: cannot empty it");
+        }
+    }
+
+    /// Whether everything pending is in the journal.
+    fn holds_all(&self, pending: &Pending) -> bool {
+        self.journal.is_some()
+            && self.messages >= pending.messages.len()
+            && self.events >= pending.events.len()
     }
 }
 
@@ -194,16 +309,31 @@ struct Holding {
 /// written when it can again: the event log catches up instead of losing
 /// what happened. A batch the store refuses for its content (a constraint,
 /// a damaged table) is retried a few times, then dropped with an error log.
-async fn run(store: Store, mut inbox: Inbox, pauses: &'static [Duration]) {
+async fn run(
+    store: Store,
+    mut inbox: Inbox,
+    pauses: &'static [Duration],
+    mut backlog: Backlog,
+    mut pending: Pending,
+) {
     let mut connection = Connection {
         store,
         connection: None,
         stats: StatsMemory::default(),
     };
     let mut commands = Vec::with_capacity(MAX_BATCH);
-    let mut pending = Pending::default();
     let mut waiters = Vec::new();
-    let mut holding: Option<Holding> = None;
+    // What the journal gave back is written first, at once.
+    let mut holding: Option<Holding> = (!pending.is_empty()).then(|| {
+        let now = tokio::time::Instant::now();
+        Holding {
+            since: now,
+            retry_at: now,
+            pause: Duration::from_millis(500),
+            reported_at: now,
+            attempts: 0,
+        }
+    });
     loop {
         let gathered = match &holding {
             None => inbox.gather(&mut commands).await,
@@ -228,8 +358,16 @@ async fn run(store: Store, mut inbox: Inbox, pauses: &'static [Duration]) {
             .as_ref()
             .is_none_or(|hold| tokio::time::Instant::now() >= hold.retry_at);
         if due || closing.is_some() {
-            match write_pending(&mut connection, &mut pending, pauses, holding.is_some()).await {
+            let before = (pending.messages.len(), pending.events.len());
+            let result =
+                write_pending(&mut connection, &mut pending, pauses, holding.is_some()).await;
+            backlog.taken(
+                before.0 - pending.messages.len(),
+                before.1 - pending.events.len(),
+            );
+            match result {
                 Ok(()) => {
+                    backlog.clear();
                     if let Some(hold) = holding.take() {
                         tracing::warn!(
                             held_for_s = hold.since.elapsed().as_secs(),
@@ -260,7 +398,9 @@ async fn run(store: Store, mut inbox: Inbox, pauses: &'static [Duration]) {
                             failing_for_s = hold.since.elapsed().as_secs(),
                             "event writer: the store still cannot write");
                     }
-                    let dropped = pending.trim();
+                    let (messages, events) = pending.trim();
+                    backlog.taken(messages, events);
+                    let dropped = messages + events;
                     if dropped > 0 {
                         tracing::error!(
                             dropped,
@@ -269,6 +409,11 @@ async fn run(store: Store, mut inbox: Inbox, pauses: &'static [Duration]) {
                     }
                 }
             }
+        }
+        // What is held waits in the journal too (items that came while the
+        // store is known to fail included).
+        if holding.is_some() {
+            backlog.save(&pending);
         }
         // A flush answers once what came before is committed or held.
         for done in waiters.drain(..) {
@@ -288,7 +433,15 @@ async fn run(store: Store, mut inbox: Inbox, pauses: &'static [Duration]) {
             if dropped > 0 {
                 tracing::warn!(dropped, "event writer closed: later items dropped");
             }
-            if !pending.is_empty() {
+            if pending.is_empty() {
+                // Nothing held.
+            } else if backlog.holds_all(&pending) {
+                tracing::warn!(
+                    held = pending.len(),
+                    "event writer closed while the store could not write: held events \
+                     stay in the journal and are written at the next start"
+                );
+            } else {
                 tracing::error!(
                     lost = pending.len(),
                     "event writer closed while the store could not write: held events lost"
@@ -555,7 +708,13 @@ mod tests {
             .await
             .expect("rename");
         const NO_PAUSES: [Duration; 2] = [Duration::ZERO; 2];
-        let (writer, task) = EventWriter::start_with(store.clone(), DEFAULT_LINGER, &NO_PAUSES);
+        let (writer, task) = EventWriter::start_with(
+            store.clone(),
+            DEFAULT_LINGER,
+            &NO_PAUSES,
+            Backlog::default(),
+            Pending::default(),
+        );
         let id = message_id(T0, 1);
         writer.message(new_message(acme.id, &id, T0, &["r@x.test"], &[]));
         writer.event(new_event(acme.id, &id, None, EventKind::Received, T0));
@@ -635,6 +794,64 @@ mod tests {
         }
         writer.close().await;
         task.await.expect("writer task ends");
+    }
+
+    #[tokio::test]
+    async fn held_events_wait_in_the_journal_across_a_restart() {
+        let (dir, mut store) = temp_store().await;
+        let acme = store.create_account("acme").await.expect("account");
+        let journal = dir.path().join("events.journal");
+        store.options = store
+            .options
+            .clone()
+            .busy_timeout(Duration::from_millis(20));
+        let mut locker = store.dedicated_connection().await.expect("connect");
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut locker)
+            .await
+            .expect("lock");
+        let (writer, task) = EventWriter::start_journaled(store.clone(), &journal).expect("start");
+        let id = message_id(T0, 1);
+        writer.message(new_message(acme.id, &id, T0, &["r@x.test"], &[]));
+        writer.event(new_event(acme.id, &id, None, EventKind::Received, T0));
+        writer.flush().await;
+        // Items sent while the store is known to fail go to the journal too.
+        writer.event(new_event(acme.id, &id, None, EventKind::Delivered, T0 + 1));
+        writer.flush().await;
+        writer.close().await;
+        task.await.expect("writer task ends");
+        assert!(store.message(acme.id, &id).await.expect("read").is_none());
+        let held = std::fs::read_to_string(&journal).expect("journal");
+        assert_eq!(held.lines().count(), 3, "{held}");
+
+        sqlx::query("COMMIT")
+            .execute(&mut locker)
+            .await
+            .expect("unlock");
+        // The next run writes what the journal held, before anything new.
+        let (writer, task) = EventWriter::start_journaled(store.clone(), &journal).expect("start");
+        writer.flush().await;
+        let found = store
+            .message(acme.id, &id)
+            .await
+            .expect("read")
+            .expect("written from the journal");
+        let kinds: Vec<_> = found.events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::Received, EventKind::Delivered]);
+        assert_eq!(found.recipients[0].state, "delivered");
+        assert_eq!(std::fs::metadata(&journal).expect("journal").len(), 0);
+        writer.close().await;
+        task.await.expect("writer task ends");
+        // Emptied: a third run writes nothing twice.
+        let (writer, task) = EventWriter::start_journaled(store.clone(), &journal).expect("start");
+        writer.close().await;
+        task.await.expect("writer task ends");
+        let found = store
+            .message(acme.id, &id)
+            .await
+            .expect("read")
+            .expect("still there");
+        assert_eq!(found.events.len(), 2);
     }
 
     #[tokio::test]

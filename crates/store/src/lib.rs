@@ -33,6 +33,7 @@ mod domains;
 mod error;
 mod event_batch;
 mod event_details;
+mod event_journal;
 mod event_writer;
 mod events;
 mod generation;
@@ -54,6 +55,7 @@ pub use event_details::{
     AlertDetails, BounceReportDetails, ComplaintDetails, DeliveryDetails, EngagementDetails,
     EventDetails, ReceivedDetails, SmtpClientDetails, SuppressedDetails, UnsubscribeDetails,
 };
+pub use event_journal::EventJournal;
 pub use event_writer::{DEFAULT_LINGER, EventWriter, MAX_BATCH};
 pub use events::{EventKind, EventRecord, MAX_EVENTS_PAGE, NewEvent, RECIPIENT_STATES};
 pub use messages::{

@@ -59,7 +59,7 @@ impl FromStr for MessageSource {
 }
 
 /// A message to record, when it is accepted.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewMessage {
     /// Its `MessageId` text: 26 characters that sort by creation time. Time
     /// filters and pages rely on that order, so the id's time should be the
@@ -404,6 +404,37 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(Some((account_id, recipients)))
+    }
+
+    /// When the newest message record (by id, which sorts by creation
+    /// time) was accepted, unix milliseconds; `None` without records.
+    pub async fn newest_message_received_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT received_at_ms FROM messages ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Those of `ids` (messages of `account_id`) whose `received` event is
+    /// recorded: the others were lost before the event writer committed
+    /// them, and are rebuilt from the spool at start.
+    pub async fn received_recorded(
+        &self,
+        account_id: i64,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let ids = serde_json::to_string(ids).expect("strings serialize");
+        let found = sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT message_id FROM events \
+             WHERE account_id = $1 AND kind = 'received' \
+             AND message_id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(account_id)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(found.into_iter().collect())
     }
 }
 

@@ -6,7 +6,7 @@ use crate::testing::{
     Fixture, HOSTNAME, Options, SHOP_DOMAIN, eventually, header_values, incoming, new_dkim_keys,
     verify_dkim,
 };
-use carteiro_store::{EventRecord, MessageRecord, SuppressionReason};
+use carteiro_store::{EventKind, EventRecord, MessageRecord, SuppressionReason};
 use carteiro_testkit::SmtpSink;
 use mail_auth::DkimResult;
 use serde_json::json;
