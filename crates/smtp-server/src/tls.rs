@@ -64,7 +64,10 @@ pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerC
 /// both files exist already. The key file is readable by its owner only, and
 /// a directory created for them (`data_dir/tls`) too, whatever the umask.
 pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<bool, TlsError> {
-    if cert.exists() && key.exists() {
+    // An empty file is what a power cut leaves of one written by a version
+    // that did not sync it: made again, like a missing one.
+    let present = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+    if present(cert) && present(key) {
         return Ok(false);
     }
     let mut names = vec![hostname.to_string()];
@@ -88,14 +91,25 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<boo
                 .create(parent)
                 .map_err(err)?;
         }
+        // Written beside, synced, renamed into place and the directory
+        // synced: after a power cut the file is whole or absent, never empty.
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(".tmp");
+        let temporary = std::path::PathBuf::from(temporary);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(mode)
-            .open(path)
+            .open(&temporary)
             .map_err(err)?;
-        file.write_all(data).map_err(err)
+        file.write_all(data).map_err(err)?;
+        file.sync_all().map_err(err)?;
+        std::fs::rename(&temporary, path).map_err(err)?;
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        std::fs::File::open(parent.unwrap_or(Path::new(".")))
+            .and_then(|dir| dir.sync_all())
+            .map_err(err)
     };
     write(key, certified.signing_key.serialize_pem().as_bytes(), 0o600)?;
     write(cert, certified.cert.pem().as_bytes(), 0o644)?;
@@ -124,6 +138,26 @@ mod tests {
             .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
         load_server_config(&cert, &key).unwrap();
+    }
+
+    #[test]
+    fn empty_files_left_by_a_power_cut_are_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (
+            dir.path().join("tls/cert.pem"),
+            dir.path().join("tls/key.pem"),
+        );
+        std::fs::create_dir(dir.path().join("tls")).unwrap();
+        std::fs::write(&cert, "").unwrap();
+        std::fs::write(&key, "").unwrap();
+        assert!(ensure_self_signed(&cert, &key, "relay.test").unwrap());
+        load_server_config(&cert, &key).unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("tls"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
     }
 
     #[test]
