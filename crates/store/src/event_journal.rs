@@ -234,6 +234,9 @@ impl EventJournal {
 }
 
 /// [`Line`] for writing, borrowing.
+// A value made per line and serialized at once: boxing the event would cost
+// an allocation per event for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize)]
 #[serde(rename_all = "lowercase")]
 enum LineRef<'a> {

@@ -24,7 +24,9 @@
 //! `api_keys`, `messages`, `events`, `suppressions`, `secrets`, `webhooks`, `tracking`; `event_batch`
 //! writes a batch and `event_writer` runs the task; `generation` is the change
 //! counter a server polls), with the SQL written once with `$N` placeholders so the same text
-//! can serve PostgreSQL; schema changes live in `migrations/sqlite/NNNN_name.sql`.
+//! can serve PostgreSQL; schema changes live in `migrations/sqlite/NNNN_name.sql`,
+//! each with its PostgreSQL twin in `migrations/postgres/` (same number and name;
+//! `tests/schema_parity.rs` compares the two; nothing runs them yet).
 
 mod accounts;
 mod api_keys;
