@@ -164,7 +164,8 @@ const INSERT_TAGS_SQL: &str = "INSERT INTO message_tags (account_id, tag, messag
 
 /// Reserves `$2` event ids, at least 1024 times now (`$1`) in milliseconds;
 /// returns the last one.
-const RESERVE_EVENT_IDS_SQL: &str = "UPDATE counters SET value = max(value, $1) + $2 \
+const RESERVE_EVENT_IDS_SQL: &str = "UPDATE counters \
+     SET value = CASE WHEN value > $1 THEN value ELSE $1 END + $2 \
      WHERE name = 'event_id' RETURNING value";
 
 /// Inserts events from `[account_id, message_id, recipient, kind,

@@ -213,7 +213,10 @@ impl Store {
             Some(StatsGroup::Tag) => "tag",
             Some(StatsGroup::Provider) => "provider",
         };
-        let sums: Vec<String> = COLUMNS.iter().map(|c| format!("sum({c}) AS {c}")).collect();
+        let sums: Vec<String> = COLUMNS
+            .iter()
+            .map(|c| format!("CAST(sum({c}) AS BIGINT) AS {c}"))
+            .collect();
         // $1 account, $2 bucket, $3..$4 hours, $5 tag, then the filters.
         let mut sql = format!(
             "SELECT (hour / $2) * $2 AS start, {group} AS grp, {} FROM {table} \

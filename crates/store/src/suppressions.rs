@@ -330,7 +330,7 @@ impl Store {
         )))
         .bind(account_id)
         .bind(after_address.map(suppression_address).unwrap_or_default())
-        .bind(limit.min(MAX_SUPPRESSIONS_PAGE));
+        .bind(i64::from(limit.min(MAX_SUPPRESSIONS_PAGE)));
         if let Some(reason) = reason {
             query = query.bind(reason.as_str());
         }
@@ -388,7 +388,7 @@ impl Store {
              WHERE id > $1 ORDER BY id LIMIT $2"
         )))
         .bind(after_id)
-        .bind(limit.min(MAX_SUPPRESSIONS_PAGE))
+        .bind(i64::from(limit.min(MAX_SUPPRESSIONS_PAGE)))
         .fetch_all(&self.pool)
         .await?
         .iter()
@@ -426,7 +426,7 @@ impl Store {
         )))
         .bind(account_id)
         .bind(after_id)
-        .bind(limit.min(MAX_SUPPRESSIONS_PAGE));
+        .bind(i64::from(limit.min(MAX_SUPPRESSIONS_PAGE)));
         if let Some(address) = address {
             query = query.bind(suppression_address(address));
         }

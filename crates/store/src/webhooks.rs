@@ -362,7 +362,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let sql = format!(
             "SELECT COUNT(*) FROM (SELECT 1 FROM events e \
-             WHERE e.account_id = $1 AND e.id > $2 AND e.id <= $3{} LIMIT $4)",
+             WHERE e.account_id = $1 AND e.id > $2 AND e.id <= $3{} LIMIT $4) AS backlog",
             kind_filter(kinds, 5)
         );
         let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
@@ -379,7 +379,7 @@ impl Store {
     /// Moves an endpoint's cursor forward to `cursor` (never back): the
     /// events up to it need nothing more (none it wants were among them).
     pub async fn advance_webhook(&self, id: i64, cursor: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE webhooks SET last_event_id = max(last_event_id, $2) WHERE id = $1")
+        sqlx::query("UPDATE webhooks SET last_event_id = CASE WHEN last_event_id > $2 THEN last_event_id ELSE $2 END WHERE id = $1")
             .bind(id)
             .bind(cursor)
             .execute(&self.pool)
@@ -396,7 +396,7 @@ impl Store {
         at_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE webhooks SET last_event_id = max(last_event_id, $2), failures = 0, \
+            "UPDATE webhooks SET last_event_id = CASE WHEN last_event_id > $2 THEN last_event_id ELSE $2 END, failures = 0, \
              failing_since_ms = NULL, last_success_at_ms = $3 WHERE id = $1",
         )
         .bind(id)
@@ -438,7 +438,7 @@ impl Store {
         skipped: u64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE webhooks SET last_event_id = max(last_event_id, $2), \
+            "UPDATE webhooks SET last_event_id = CASE WHEN last_event_id > $2 THEN last_event_id ELSE $2 END, \
              skipped_events = skipped_events + $3 WHERE id = $1",
         )
         .bind(id)

@@ -204,7 +204,7 @@ fn upsert_sql(table: &str, keys: &[&str]) -> String {
     let values: Vec<String> = (0..all.len()).map(|i| format!("value ->> {i}")).collect();
     let updates: Vec<String> = COLUMNS
         .iter()
-        .map(|c| format!("{c} = {c} + excluded.{c}"))
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
         .collect();
     format!(
         "INSERT INTO {table} ({}) SELECT {} FROM jsonb_each($1) WHERE true \
@@ -239,7 +239,7 @@ const PROVIDERS_SQL: &str = "SELECT p.domain, p.provider FROM jsonb_each($1) AS 
 const LEARN_PROVIDERS_SQL: &str = "INSERT INTO stats_providers (domain, provider, updated_at_ms) \
      SELECT value ->> 0, value ->> 1, value ->> 2 FROM jsonb_each($1) WHERE true \
      ON CONFLICT (domain) DO UPDATE SET provider = excluded.provider, \
-     updated_at_ms = excluded.updated_at_ms WHERE provider <> excluded.provider";
+     updated_at_ms = excluded.updated_at_ms WHERE stats_providers.provider <> excluded.provider";
 
 /// Adds the batch's events to the rollups; remembers its messages first.
 pub(crate) async fn record(
@@ -527,13 +527,11 @@ mod tests {
         let sql = upsert_sql("t", &["a", "b"]);
         assert!(sql.starts_with("INSERT INTO t (a, b, received, delivered"));
         assert!(sql.contains("value ->> 14") && !sql.contains("value ->> 15"));
-        assert!(sql.contains("opened_machine = opened_machine + excluded.opened_machine"));
-        assert!(
-            sql.contains(
-                "ON CONFLICT (a, b) DO UPDATE SET received = received + excluded.received"
-            )
-        );
-        assert!(sql.ends_with("unsubscribed = unsubscribed + excluded.unsubscribed"));
+        assert!(sql.contains("opened_machine = t.opened_machine + excluded.opened_machine"));
+        assert!(sql.contains(
+            "ON CONFLICT (a, b) DO UPDATE SET received = t.received + excluded.received"
+        ));
+        assert!(sql.ends_with("unsubscribed = t.unsubscribed + excluded.unsubscribed"));
     }
 
     #[test]
