@@ -24,9 +24,12 @@ pub const SUPPRESSED_REASON: &str = "the address is on the account's suppression
 
 /// How far before the newest record in the store spooled messages are
 /// checked for a lost record: records are committed in the order messages
-/// were accepted, at most 50 ms apart, so anything older than this was
-/// committed with or before the newest one.
-pub const RECHECK_MS: i64 = 60_000;
+/// were accepted, at most 50 ms apart (200 times less than this), so
+/// anything older was committed with or before the newest one. (What the
+/// writer holds while the store fails is in its journal.) Each message
+/// checked costs about 10 µs at start: a minute's worth after a backlog
+/// filled at full speed took seconds (`scripts/bench-queue`).
+pub const RECHECK_MS: i64 = 10_000;
 
 /// What a message's record holds beyond the queue's metadata (which has the
 /// account, envelope, size and acceptance time).
