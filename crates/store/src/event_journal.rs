@@ -36,12 +36,13 @@ use crate::messages::NewMessage;
 /// about 4,000 events.
 pub const RESERVE: u64 = 2 << 20;
 
-/// One line of the journal.
+/// One line of the journal: a record (`NewMessage` when read, borrowed
+/// when written) or an event.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum Line {
-    Message(NewMessage),
-    Event(JournaledEvent),
+enum Line<M> {
+    Message(M),
+    Event(Box<JournaledEvent>),
 }
 
 /// A [`NewEvent`] as the journal keeps it: its details tagged with their
@@ -54,6 +55,32 @@ struct JournaledEvent {
     kind: EventKind,
     timestamp_ms: i64,
     details: Details,
+}
+
+impl From<&NewEvent> for JournaledEvent {
+    fn from(event: &NewEvent) -> JournaledEvent {
+        JournaledEvent {
+            account_id: event.account_id,
+            message_id: event.message_id.clone(),
+            recipient: event.recipient.clone(),
+            kind: event.kind,
+            timestamp_ms: event.timestamp_ms,
+            details: Details::from(&event.details),
+        }
+    }
+}
+
+impl From<JournaledEvent> for NewEvent {
+    fn from(event: JournaledEvent) -> NewEvent {
+        NewEvent {
+            account_id: event.account_id,
+            message_id: event.message_id,
+            recipient: event.recipient,
+            kind: event.kind,
+            timestamp_ms: event.timestamp_ms,
+            details: event.details.into(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -138,16 +165,9 @@ impl EventJournal {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_slice::<Line>(&line) {
+            match serde_json::from_slice::<Line<NewMessage>>(&line) {
                 Ok(Line::Message(message)) => replay.messages.push(message),
-                Ok(Line::Event(event)) => replay.events.push(NewEvent {
-                    account_id: event.account_id,
-                    message_id: event.message_id,
-                    recipient: event.recipient,
-                    kind: event.kind,
-                    timestamp_ms: event.timestamp_ms,
-                    details: event.details.into(),
-                }),
+                Ok(Line::Event(event)) => replay.events.push((*event).into()),
                 Err(error) => {
                     replay.skipped += 1;
                     tracing::warn!(path = %path.display(), %error,
@@ -176,20 +196,15 @@ impl EventJournal {
             return Ok(());
         }
         self.line.clear();
+        // Only while the store fails: the copies of each event cost nothing
+        // that matters.
         for message in messages {
-            serde_json::to_writer(&mut self.line, &LineRef::Message(message))?;
+            serde_json::to_writer(&mut self.line, &Line::Message(message))?;
             self.line.push(b'\n');
         }
         for event in events {
-            let journaled = JournaledEventRef {
-                account_id: event.account_id,
-                message_id: &event.message_id,
-                recipient: event.recipient.as_deref(),
-                kind: event.kind,
-                timestamp_ms: event.timestamp_ms,
-                details: Details::from(&event.details),
-            };
-            serde_json::to_writer(&mut self.line, &LineRef::Event(journaled))?;
+            let line: Line<&NewMessage> = Line::Event(Box::new(event.into()));
+            serde_json::to_writer(&mut self.line, &line)?;
             self.line.push(b'\n');
         }
         self.dirty = true;
@@ -231,27 +246,6 @@ impl EventJournal {
             tracing::debug!(path = %self.path.display(), %error, "event journal: no space reserved");
         }
     }
-}
-
-/// [`Line`] for writing, borrowing.
-// A value made per line and serialized at once: boxing the event would cost
-// an allocation per event for nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Serialize)]
-#[serde(rename_all = "lowercase")]
-enum LineRef<'a> {
-    Message(&'a NewMessage),
-    Event(JournaledEventRef<'a>),
-}
-
-#[derive(Serialize)]
-struct JournaledEventRef<'a> {
-    account_id: i64,
-    message_id: &'a str,
-    recipient: Option<&'a str>,
-    kind: EventKind,
-    timestamp_ms: i64,
-    details: Details,
 }
 
 #[cfg(test)]
