@@ -10,7 +10,7 @@ mod common;
 use carteiro_testkit::DnsFixture;
 use common::client::Client;
 use common::dkim::{dkimpy_verify, records};
-use common::http::{Answer, curl, send_message, sending_account, wait_event};
+use common::http::{Answer, curl, one_click, send_message, sending_account, wait_event};
 use common::{HOSTNAME, Server, Setup, WAIT, run};
 use serde_json::{Value, json};
 
@@ -452,23 +452,8 @@ async fn bulk_mail_has_a_signed_one_click_unsubscribe() {
     );
 
     // The one-click POST (RFC 8058) unsubscribes.
-    let out = run(
-        "curl",
-        &[
-            "-s",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            "POST",
-            "-d",
-            "List-Unsubscribe=One-Click",
-            &urls[carol],
-        ],
-        None,
-    )
-    .await;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(text.ends_with("\n200"), "{text}");
+    let (status, page) = one_click(&urls[carol]).await;
+    assert_eq!(status, 200, "{page}");
     let record = wait_event(&server, &key, &ids[0], "unsubscribed").await;
     assert!(record.to_string().contains("one-click"), "{record}");
     let entry = wait_suppressed(&server, &key, "carol@dest.test").await;
@@ -478,24 +463,8 @@ async fn bulk_mail_has_a_signed_one_click_unsubscribe() {
     let mut altered = urls[dave].clone();
     let last = altered.pop().unwrap();
     altered.push(if last == 'a' { 'b' } else { 'a' });
-    let out = run(
-        "curl",
-        &[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "POST",
-            "-d",
-            "List-Unsubscribe=One-Click",
-            &altered,
-        ],
-        None,
-    )
-    .await;
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    let (status, page) = one_click(&altered).await;
+    assert_eq!(status, 404, "{page}");
 
     // The mailto path: a message to the address in the header.
     let (code, text) = deliver_to_us(

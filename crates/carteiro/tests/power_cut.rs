@@ -21,8 +21,8 @@ mod common;
 
 use carteiro_testkit::free_port;
 use common::client::Client;
-use common::http::{api_key, curl, send_message, sending_account};
-use common::{Setup, WAIT, run};
+use common::http::{api_key, curl, one_click, send_message, sending_account};
+use common::{Setup, WAIT};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -398,23 +398,8 @@ async fn what_was_acknowledged_survives_a_power_cut() {
     )
     .await;
     assert_eq!(added.status, 201, "{}", added.body);
-    let out = run(
-        "curl",
-        &[
-            "-s",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            "POST",
-            "-d",
-            "List-Unsubscribe=One-Click",
-            &url,
-        ],
-        None,
-    )
-    .await;
-    let page = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(page.ends_with("\n200"), "one-click unsubscribe: {page}");
+    let (status, page) = one_click(&url).await;
+    assert_eq!(status, 200, "one-click unsubscribe: {page}");
     let mut client = Client::connect(server.relay).await.expect("connect");
     let mut ids = Vec::new();
     for n in 0..MESSAGES {

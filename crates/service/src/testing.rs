@@ -31,6 +31,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tempfile::TempDir;
 
+/// The recipients of a message record with their states, in order.
+pub fn states(record: &MessageRecord) -> Vec<(&str, &str)> {
+    record
+        .recipients
+        .iter()
+        .map(|r| (r.address.as_str(), r.state.as_str()))
+        .collect()
+}
+
 /// `hostname`: a domain Carteiro receives complaints for.
 pub const HOSTNAME: &str = "mx.carteiro.test";
 /// `http.public_url`.

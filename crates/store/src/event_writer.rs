@@ -739,12 +739,11 @@ mod tests {
         task.await.expect("writer task ends");
     }
 
-    #[tokio::test]
-    async fn events_wait_while_the_store_cannot_write_and_are_written_after() {
-        let (_dir, mut store) = temp_store().await;
-        let acme = store.create_account("acme").await.expect("account");
-        // Another process holds the write lock: every write of the writer
-        // fails with SQLITE_BUSY (quickly, with a short busy timeout).
+    /// Takes the store's write lock on a connection of its own, as another
+    /// process would, and shortens the busy timeout of `store`'s later
+    /// connections: every write of the writer then fails at once with
+    /// SQLITE_BUSY, until the returned connection commits.
+    async fn hold_write_lock(store: &mut Store) -> SqliteConnection {
         store.options = store
             .options
             .clone()
@@ -754,6 +753,15 @@ mod tests {
             .execute(&mut locker)
             .await
             .expect("lock");
+        locker
+    }
+
+    #[tokio::test]
+    async fn events_wait_while_the_store_cannot_write_and_are_written_after() {
+        let (_dir, mut store) = temp_store().await;
+        let acme = store.create_account("acme").await.expect("account");
+        // Another process holds the write lock.
+        let mut locker = hold_write_lock(&mut store).await;
         let (writer, task) = EventWriter::start(store.clone());
         let id = message_id(T0, 1);
         writer.message(new_message(acme.id, &id, T0, &["r@x.test"], &[]));
@@ -801,15 +809,7 @@ mod tests {
         let (dir, mut store) = temp_store().await;
         let acme = store.create_account("acme").await.expect("account");
         let journal = dir.path().join("events.journal");
-        store.options = store
-            .options
-            .clone()
-            .busy_timeout(Duration::from_millis(20));
-        let mut locker = store.dedicated_connection().await.expect("connect");
-        sqlx::query("BEGIN EXCLUSIVE")
-            .execute(&mut locker)
-            .await
-            .expect("lock");
+        let mut locker = hold_write_lock(&mut store).await;
         let (writer, task) = EventWriter::start_journaled(store.clone(), &journal).expect("start");
         let id = message_id(T0, 1);
         writer.message(new_message(acme.id, &id, T0, &["r@x.test"], &[]));

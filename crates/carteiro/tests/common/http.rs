@@ -42,6 +42,25 @@ pub async fn curl(
     }
 }
 
+/// POSTs a one-click unsubscribe (RFC 8058) to `url`, as a mailbox
+/// provider does; returns the status and the page.
+pub async fn one_click(url: &str) -> (u16, String) {
+    let args = [
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "POST",
+        "-d",
+        "List-Unsubscribe=One-Click",
+        url,
+    ];
+    let output = run("curl", &args, None).await;
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let (page, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), page.to_owned())
+}
+
 /// Creates an API key for `account`; returns the secret.
 pub async fn api_key(server: &Server, account: &str) -> String {
     let out = server.cli(&["apikey", "add", account]).await;

@@ -4,7 +4,7 @@
 use super::*;
 use crate::testing::{
     Fixture, HOSTNAME, Options, SHOP_DOMAIN, eventually, header_values, incoming, new_dkim_keys,
-    verify_dkim,
+    states, verify_dkim,
 };
 use carteiro_store::{EventKind, EventRecord, MessageRecord, SuppressionReason};
 use carteiro_testkit::SmtpSink;
@@ -28,15 +28,6 @@ fn the_bulk_header_says_yes_or_no() {
 /// The events of `kind` in a message record.
 fn of_kind(record: &MessageRecord, kind: EventKind) -> Vec<&EventRecord> {
     record.events.iter().filter(|e| e.kind == kind).collect()
-}
-
-/// The recipients of a message record with their states.
-fn states(record: &MessageRecord) -> Vec<(&str, &str)> {
-    record
-        .recipients
-        .iter()
-        .map(|r| (r.address.as_str(), r.state.as_str()))
-        .collect()
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! (with their suppressions) in the store and the in-memory lists.
 
 use super::*;
-use crate::testing::{Fixture, eventually};
+use crate::testing::{Fixture, eventually, states};
 use carteiro_mail::bounce::BounceClass;
 use carteiro_mail::{MessageId, Reply, Status};
 use carteiro_store::{
@@ -403,13 +403,8 @@ async fn the_engines_events_reach_the_store_and_the_suppression_list() {
             "status": "5.1.1", "class": "unknown_user"
         })
     );
-    let states: Vec<(&str, &str)> = record
-        .recipients
-        .iter()
-        .map(|r| (r.address.as_str(), r.state.as_str()))
-        .collect();
     assert_eq!(
-        states,
+        states(&record),
         [
             ("alice@dest.test", "bounced"),
             ("bob@dest.test", "deferred")

@@ -3,7 +3,7 @@
 //! nothing else is written twice.
 
 use super::*;
-use crate::testing::{Fixture, SHOP_DOMAIN, incoming};
+use crate::testing::{Fixture, SHOP_DOMAIN, incoming, states};
 use carteiro_mail::clock::now_millis;
 use carteiro_mail::{Envelope, MessageId, Recipient};
 use carteiro_queue::MessageMeta;
@@ -139,13 +139,8 @@ async fn a_record_lost_before_its_commit_comes_back_from_the_spool_once() {
     assert_eq!(record.metadata, json!({"order": 7}));
     assert_eq!(record.size, 321);
     assert_eq!(record.received_at_ms, lost.meta.received_at as i64);
-    let states: Vec<_> = record
-        .recipients
-        .iter()
-        .map(|r| (r.address.as_str(), r.state.as_str()))
-        .collect();
     assert_eq!(
-        states,
+        states(&record),
         [
             ("alice@dest.test", "queued"),
             ("bob@dest.test", "suppressed")
