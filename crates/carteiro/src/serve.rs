@@ -16,7 +16,7 @@ use carteiro_service::{
 };
 use carteiro_smtp_server::{AccountRef, Role, ServerContext, tls};
 use carteiro_spool::SpoolOptions;
-use carteiro_store::{EventWriter, Store};
+use carteiro_store::EventWriter;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,9 +65,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "spool recovered"
     );
 
-    let store = Store::open(&data.database())
-        .await
-        .with_context(|| format!("cannot open the store at {}", data.database().display()))?;
+    let store = crate::commands::store_of(&config, &data).await?;
+    tracing::info!(
+        backend = store.backend().as_str(),
+        node = %config.store.node_name,
+        "store open"
+    );
     let default_account = store
         .ensure_account(&config.smtp.default_account)
         .await

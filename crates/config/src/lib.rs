@@ -16,6 +16,7 @@ mod http;
 mod keypath;
 mod smtp;
 mod spool;
+mod store;
 mod tracking;
 pub mod units;
 mod validate;
@@ -36,6 +37,7 @@ pub use error::{ConfigError, Location};
 pub use http::HttpConfig;
 pub use smtp::SmtpConfig;
 pub use spool::SpoolConfig;
+pub use store::StoreConfig;
 pub use tracking::TrackingConfig;
 pub use webhooks::{PrivateTargets, WebhooksConfig};
 
@@ -74,6 +76,9 @@ pub struct Config {
     /// Pushing events to webhook endpoints: retries, timeout, and the
     /// addresses they may reach.
     pub webhooks: WebhooksConfig,
+    /// Where the relational data lives (SQLite or a shared PostgreSQL) and
+    /// this node's name.
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -89,6 +94,7 @@ impl Default for Config {
             domains: DomainsConfig::default(),
             tracking: TrackingConfig::default(),
             webhooks: WebhooksConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }

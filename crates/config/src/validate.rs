@@ -69,7 +69,44 @@ pub(crate) fn check(config: &mut Config, source: &Source<'_>) -> Result<(), Conf
         return Err(source.invalid("spool.segment_size", "must be at most 1GiB"));
     }
     check_delivery(&mut config.delivery, source)?;
-    check_webhooks(&config.webhooks, source)
+    check_webhooks(&config.webhooks, source)?;
+    check_store(&mut config.store, &config.hostname, source)
+}
+
+/// `store.url` is empty or a PostgreSQL URL; `store.node_name` defaults to
+/// the host name and is a short printable name.
+fn check_store(
+    store: &mut crate::StoreConfig,
+    hostname: &str,
+    source: &Source<'_>,
+) -> Result<(), ConfigError> {
+    let url = store.url.trim();
+    if !(url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(source.invalid(
+            "store.url",
+            "must be empty (the SQLite file in data_dir) or a postgres:// URL \
+             (postgres://user:password@host:port/database)",
+        ));
+    }
+    store.url = url.to_owned();
+    if store.node_name.is_empty() {
+        store.node_name = hostname.to_owned();
+    }
+    if store.node_name.len() > 64
+        || !store
+            .node_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(source.invalid(
+            "store.node_name",
+            format!(
+                "{:?} is not a node name (1 to 64 letters, digits, '.', '-' or '_')",
+                store.node_name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_webhooks(webhooks: &WebhooksConfig, source: &Source<'_>) -> Result<(), ConfigError> {

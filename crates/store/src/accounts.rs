@@ -3,8 +3,8 @@
 //! account may do.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteExecutor};
+use sqlx::any::AnyRow;
+use sqlx::{AnyExecutor, Row};
 use time::OffsetDateTime;
 
 use crate::error::{StoreError, is_unique_violation};
@@ -27,7 +27,7 @@ pub struct Account {
 
 impl Account {
     /// Reads the `id, name, created_at` columns of a query on `accounts`.
-    pub(crate) fn from_row(row: &SqliteRow) -> Result<Account, StoreError> {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Account, StoreError> {
         Ok(Account {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
@@ -53,7 +53,7 @@ pub(crate) fn normalize_name(name: &str) -> Result<String, StoreError> {
 /// Finds an account by its stored (lowercase) name, on a pool or inside a
 /// transaction.
 pub(crate) async fn find_by_name(
-    executor: impl SqliteExecutor<'_>,
+    executor: impl AnyExecutor<'_>,
     name: &str,
 ) -> Result<Option<Account>, StoreError> {
     sqlx::query("SELECT id, name, created_at FROM accounts WHERE name = $1")

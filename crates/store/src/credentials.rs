@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::accounts::{Account, find_by_name, normalize_name};
@@ -33,7 +33,7 @@ pub struct Credential {
 }
 
 impl Credential {
-    fn from_row(row: &SqliteRow) -> Result<Credential, StoreError> {
+    fn from_row(row: &AnyRow) -> Result<Credential, StoreError> {
         Ok(Credential {
             id: row.try_get("id")?,
             account_id: row.try_get("account_id")?,

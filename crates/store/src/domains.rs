@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::accounts::normalize_name;
@@ -145,7 +145,7 @@ pub struct Domain {
 impl Domain {
     /// Reads the `id, account_id, account, name, created_at` columns; keys are
     /// added by the caller.
-    fn from_row(row: &SqliteRow) -> Result<Domain, StoreError> {
+    fn from_row(row: &AnyRow) -> Result<Domain, StoreError> {
         Ok(Domain {
             id: row.try_get("id")?,
             account_id: row.try_get("account_id")?,
@@ -159,7 +159,7 @@ impl Domain {
 
 impl DkimKey {
     /// Reads the columns of `KEY_COLUMNS`.
-    fn from_row(row: &SqliteRow) -> Result<DkimKey, StoreError> {
+    fn from_row(row: &AnyRow) -> Result<DkimKey, StoreError> {
         Ok(DkimKey {
             id: row.try_get("id")?,
             selector: row.try_get("selector")?,

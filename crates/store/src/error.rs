@@ -53,8 +53,28 @@ pub enum StoreError {
         /// Why it failed.
         source: sqlx::Error,
     },
-    /// Bringing the schema up to date failed (or the file was written by a newer
-    /// version of Carteiro, which this one refuses to touch).
+    /// The PostgreSQL server could not be reached, refused the login, or the
+    /// URL is malformed.
+    #[error("cannot connect to the database {url}: {source}")]
+    Connect {
+        /// The URL, without its password.
+        url: String,
+        /// Why it failed.
+        source: sqlx::Error,
+    },
+    /// The database was migrated by a newer version of Carteiro, which this
+    /// one refuses to touch.
+    #[error(
+        "the database schema is at version {found}, newer than this Carteiro knows (up to {known}): \
+         run the newer Carteiro, or upgrade this one"
+    )]
+    SchemaTooNew {
+        /// The newest migration applied to the database.
+        found: i64,
+        /// The newest migration this build carries.
+        known: i64,
+    },
+    /// Bringing the schema up to date failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A query failed.
@@ -106,7 +126,7 @@ impl StoreError {
     /// unreachable. Writing the same thing again later can succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Open { .. } => true,
+            StoreError::Open { .. } | StoreError::Connect { .. } => true,
             StoreError::Database(error) => is_transient(error),
             _ => false,
         }
@@ -123,28 +143,64 @@ const SQLITE_FULL: i64 = 13;
 const SQLITE_CANTOPEN: i64 = 14;
 const SQLITE_PROTOCOL: i64 = 15;
 
+/// PostgreSQL's SQLSTATE classes and codes that say "not now": connection
+/// exceptions (08), insufficient resources (53: disk full, out of memory, too
+/// many connections), operator intervention (57P01-57P05: shutdown, crash,
+/// cannot connect now), a serialization failure or deadlock (40001, 40P01),
+/// a lock not available (55P03) and a read-only transaction (25006: a
+/// standby during failover).
+fn is_transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || matches!(code, "40001" | "40P01" | "55P03" | "25006")
+}
+
 fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .and_then(|code| code.parse::<i64>().ok())
-            .is_some_and(|code| {
-                matches!(
-                    code & 0xff,
-                    SQLITE_BUSY
-                        | SQLITE_LOCKED
-                        | SQLITE_NOMEM
-                        | SQLITE_READONLY
-                        | SQLITE_IOERR
-                        | SQLITE_FULL
-                        | SQLITE_CANTOPEN
-                        | SQLITE_PROTOCOL
-                )
-            }),
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                return is_transient_sqlstate(pg.code());
+            }
+            db.try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                .and_then(sqlx::error::DatabaseError::code)
+                .and_then(|code| code.parse::<i64>().ok())
+                .is_some_and(|code| {
+                    matches!(
+                        code & 0xff,
+                        SQLITE_BUSY
+                            | SQLITE_LOCKED
+                            | SQLITE_NOMEM
+                            | SQLITE_READONLY
+                            | SQLITE_IOERR
+                            | SQLITE_FULL
+                            | SQLITE_CANTOPEN
+                            | SQLITE_PROTOCOL
+                    )
+                })
+        }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_of_an_unreachable_or_overloaded_server_are_transient() {
+        for code in [
+            "08006", "08001", "53100", "53300", "57P01", "57P03", "40001", "40P01",
+        ] {
+            assert!(is_transient_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "23503", "42601", "42P01", "22001"] {
+            assert!(!is_transient_sqlstate(code), "{code}");
+        }
     }
 }

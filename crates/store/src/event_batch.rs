@@ -2,15 +2,14 @@
 //! unit of work of the [`EventWriter`](crate::EventWriter).
 //!
 //! Each table's rows go in as one JSON array bound to one statement that
-//! unpacks it with `jsonb_each`: a fixed handful of statements per batch,
+//! unpacks it (`jsonb_each` on SQLite, `json_array_elements` on PostgreSQL,
+//! built by [`Backend`]): a fixed handful of statements per batch,
 //! whatever its size, each prepared once per connection. One statement per
 //! row cost several times more (every statement is a round trip to sqlx's
 //! SQLite thread, about 30 µs of CPU on the 2-core test machine); multi-row
 //! VALUES lists cost about the same as this but need a statement text per
 //! chunk size, and `$N` parameters by the thousand bind in quadratic time
-//! (sqlx looks each name up, a linear search in SQLite). The JSON functions
-//! are SQLite's; a PostgreSQL writer would use `jsonb_array_elements` the
-//! same way.
+//! (sqlx looks each name up, a linear search in SQLite).
 //!
 //! Recipient states are applied here: an event for a message of the same batch
 //! changes the recipient row before it is inserted (a message delivered at
@@ -21,9 +20,12 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-use sqlx::SqliteConnection;
+use std::sync::LazyLock;
 
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use crate::backend::{Backend, Sql};
 use crate::error::StoreError;
 use crate::events::{EVENT_IDS_PER_MS, NewEvent, RECIPIENT_STATES};
 use crate::messages::NewMessage;
@@ -67,7 +69,7 @@ impl Store {
 /// [`Store::record_batch`] on a given connection (the writer keeps its own,
 /// and its memory of recent messages for the statistics).
 pub(crate) async fn write_batch(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     memory: &mut StatsMemory,
     messages: &[NewMessage],
     events: &[NewEvent],
@@ -76,9 +78,16 @@ pub(crate) async fn write_batch(
         return Ok(());
     }
     let (staged, updates) = stage_states(messages, events);
-    // IMMEDIATE: take the write lock now (waiting up to the busy timeout)
-    // rather than at the first write.
-    let mut tx = sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?;
+    let mut tx = match Backend::of(connection) {
+        // IMMEDIATE: take the write lock now (waiting up to the busy timeout)
+        // rather than at the first write.
+        Backend::Sqlite => sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?,
+        Backend::Postgres => {
+            let mut tx = sqlx::Connection::begin(connection).await?;
+            sqlx::query(LOCK_EVENT_IDS_SQL).execute(&mut *tx).await?;
+            tx
+        }
+    };
     insert_messages(&mut tx, messages, &staged).await?;
     insert_events(&mut tx, events).await?;
     update_states(&mut tx, &updates).await?;
@@ -144,23 +153,61 @@ fn stage_states<'a>(
 /// message recorded already (a replay after a crash) keeps its row: one
 /// duplicate must not fail the whole batch. (`WHERE true` keeps SQLite from
 /// reading ON CONFLICT as a join constraint.)
-const INSERT_MESSAGES_SQL: &str = "INSERT INTO messages (account_id, id, sender, subject, \
-     header_message_id, tags, metadata, source, size, received_at_ms, sending_domain) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value -> 5, \
-     nullif(value -> 6, 'null'), value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
-     FROM jsonb_each($1) WHERE true ON CONFLICT DO NOTHING";
+static INSERT_MESSAGES_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        format!(
+            "INSERT INTO messages (account_id, id, sender, subject, \
+             header_message_id, tags, metadata, source, size, received_at_ms, sending_domain) \
+             SELECT {}, {}, {}, {}, {}, {}, nullif({}, 'null'), {}, {}, {}, {} \
+             FROM {} WHERE true ON CONFLICT DO NOTHING",
+            b.int(0),
+            b.text(1),
+            b.text(2),
+            b.text(3),
+            b.text(4),
+            b.json(5),
+            b.json(6),
+            b.text(7),
+            b.int(8),
+            b.int(9),
+            b.text(10),
+            b.json_rows(1)
+        )
+    })
+});
 
 /// Inserts recipients from `[account_id, message_id, idx, address, state,
 /// updated_at_ms]` rows.
-const INSERT_RECIPIENTS_SQL: &str = "INSERT INTO message_recipients \
-     (account_id, message_id, idx, address, state, updated_at_ms) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
-     FROM jsonb_each($1) WHERE true ON CONFLICT DO NOTHING";
+static INSERT_RECIPIENTS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        format!(
+            "INSERT INTO message_recipients \
+             (account_id, message_id, idx, address, state, updated_at_ms) \
+             SELECT {}, {}, {}, {}, {}, {} FROM {} WHERE true ON CONFLICT DO NOTHING",
+            b.int(0),
+            b.text(1),
+            b.int(2),
+            b.text(3),
+            b.text(4),
+            b.int(5),
+            b.json_rows(1)
+        )
+    })
+});
 
 /// Inserts tags from `[account_id, tag, message_id]` rows.
-const INSERT_TAGS_SQL: &str = "INSERT INTO message_tags (account_id, tag, message_id) \
-     SELECT value ->> 0, value ->> 1, value ->> 2 FROM jsonb_each($1) \
-     WHERE true ON CONFLICT DO NOTHING";
+static INSERT_TAGS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        format!(
+            "INSERT INTO message_tags (account_id, tag, message_id) \
+             SELECT {}, {}, {} FROM {} WHERE true ON CONFLICT DO NOTHING",
+            b.int(0),
+            b.text(1),
+            b.text(2),
+            b.json_rows(1)
+        )
+    })
+});
 
 /// Reserves `$2` event ids, at least 1024 times now (`$1`) in milliseconds;
 /// returns the last one.
@@ -168,12 +215,30 @@ const RESERVE_EVENT_IDS_SQL: &str = "UPDATE counters \
      SET value = CASE WHEN value > $1 THEN value ELSE $1 END + $2 \
      WHERE name = 'event_id' RETURNING value";
 
+/// Takes the `event_id` counter's row lock on PostgreSQL, first thing in a
+/// batch: batches of several nodes then commit one after another, in the
+/// order of their event ids (a webhook cursor never passes an id that
+/// commits later), and their statistics upserts cannot deadlock.
+const LOCK_EVENT_IDS_SQL: &str = "SELECT value FROM counters WHERE name = 'event_id' FOR UPDATE";
+
 /// Inserts events from `[account_id, message_id, recipient, kind,
 /// timestamp_ms, details]` rows, numbered from `$2` in array order.
-const INSERT_EVENTS_SQL: &str = "INSERT INTO events \
-     (account_id, id, message_id, recipient, kind, timestamp_ms, details) \
-     SELECT value ->> 0, $2 + key, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-     value -> 5 FROM jsonb_each($1)";
+static INSERT_EVENTS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        format!(
+            "INSERT INTO events \
+             (account_id, id, message_id, recipient, kind, timestamp_ms, details) \
+             SELECT {}, $2 + v.key, {}, {}, {}, {}, {} FROM {}",
+            b.int(0),
+            b.text(1),
+            b.text(2),
+            b.text(3),
+            b.int(4),
+            b.json(5),
+            b.json_rows_numbered(1)
+        )
+    })
+});
 
 /// Sets recipient states from `[account_id, message_id, lowercase address,
 /// state, updated_at_ms]` rows, each unless a newer event set it already.
@@ -183,25 +248,38 @@ const INSERT_EVENTS_SQL: &str = "INSERT INTO events \
 /// outer loop (CROSS JOIN fixes the order in SQLite): written as a plain
 /// UPDATE ... FROM, SQLite's planner (without statistics) scans the whole
 /// recipients table instead.
-pub(crate) const UPDATE_STATES_SQL: &str = "UPDATE message_recipients \
-     SET state = x.state, updated_at_ms = x.updated_at_ms \
-     FROM (SELECT r.account_id, r.message_id, r.idx, v.value ->> 3 AS state, \
-     v.value ->> 4 AS updated_at_ms FROM jsonb_each($1) AS v CROSS JOIN message_recipients r \
-     WHERE r.account_id = v.value ->> 0 AND r.message_id = v.value ->> 1 \
-     AND lower(r.address) = v.value ->> 2 AND r.updated_at_ms <= v.value ->> 4) AS x \
-     WHERE message_recipients.account_id = x.account_id \
-     AND message_recipients.message_id = x.message_id AND message_recipients.idx = x.idx";
+pub(crate) static UPDATE_STATES_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        format!(
+            "UPDATE message_recipients \
+             SET state = x.state, updated_at_ms = x.updated_at_ms \
+             FROM (SELECT r.account_id, r.message_id, r.idx, {state} AS state, \
+             {at} AS updated_at_ms FROM {rows} CROSS JOIN message_recipients r \
+             WHERE r.account_id = {account} AND r.message_id = {message} \
+             AND lower(r.address) = {address} AND r.updated_at_ms <= {at}) AS x \
+             WHERE message_recipients.account_id = x.account_id \
+             AND message_recipients.message_id = x.message_id AND message_recipients.idx = x.idx",
+            account = b.int(0),
+            message = b.text(1),
+            address = b.text(2),
+            state = b.text(3),
+            at = b.int(4),
+            rows = b.json_rows(1)
+        )
+    })
+});
 
 /// Runs `sql` with `rows` as its JSON array parameter; nothing when there are
 /// no rows.
 async fn execute_json<T: Serialize>(
-    connection: &mut SqliteConnection,
-    sql: &'static str,
+    connection: &mut AnyConnection,
+    sql: &'static LazyLock<Sql>,
     rows: &[T],
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
+    let sql = sql.get(Backend::of(connection));
     let json = serde_json::to_string(rows)
         .map_err(|error| StoreError::Corrupt(format!("cannot encode a batch: {error}")))?;
     sqlx::query(sql)
@@ -213,7 +291,7 @@ async fn execute_json<T: Serialize>(
 
 /// Inserts the messages, their recipients and their tags.
 async fn insert_messages(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     messages: &[NewMessage],
     staged: &[Vec<Staged>],
 ) -> Result<(), StoreError> {
@@ -235,7 +313,7 @@ async fn insert_messages(
             )
         })
         .collect();
-    execute_json(connection, INSERT_MESSAGES_SQL, &rows).await?;
+    execute_json(connection, &INSERT_MESSAGES_SQL, &rows).await?;
     let recipients: Vec<_> = messages
         .iter()
         .zip(staged)
@@ -247,17 +325,17 @@ async fn insert_messages(
             )
         })
         .collect();
-    execute_json(connection, INSERT_RECIPIENTS_SQL, &recipients).await?;
+    execute_json(connection, &INSERT_RECIPIENTS_SQL, &recipients).await?;
     let tags: Vec<_> = messages
         .iter()
         .flat_map(|m| m.tags.iter().map(move |tag| (m.account_id, tag, &m.id)))
         .collect();
-    execute_json(connection, INSERT_TAGS_SQL, &tags).await
+    execute_json(connection, &INSERT_TAGS_SQL, &tags).await
 }
 
 /// Inserts the events with ids from the `event_id` counter.
 async fn insert_events(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     events: &[NewEvent],
 ) -> Result<(), StoreError> {
     if events.is_empty() {
@@ -284,7 +362,7 @@ async fn insert_events(
         .collect();
     let json = serde_json::to_string(&rows)
         .map_err(|error| StoreError::Corrupt(format!("cannot encode a batch: {error}")))?;
-    sqlx::query(INSERT_EVENTS_SQL)
+    sqlx::query(INSERT_EVENTS_SQL.get(Backend::of(connection)))
         .bind(json)
         .bind(last - count + 1)
         .execute(&mut *connection)
@@ -297,7 +375,7 @@ async fn insert_events(
 /// one (they may touch the same rows as the others, which one UPDATE ... FROM
 /// must not do).
 async fn update_states(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     updates: &[StateChange<'_>],
 ) -> Result<(), StoreError> {
     let (named, whole): (Vec<&StateChange<'_>>, Vec<&StateChange<'_>>) = updates
@@ -315,7 +393,7 @@ async fn update_states(
             )
         })
         .collect();
-    execute_json(connection, UPDATE_STATES_SQL, &rows).await?;
+    execute_json(connection, &UPDATE_STATES_SQL, &rows).await?;
     // Whole-message changes last, in event order: a newer per-recipient change
     // already applied is kept by the timestamp guard.
     for change in whole {

@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -500,7 +500,7 @@ impl Inbox {
 /// remember of recent messages.
 struct Connection {
     store: Store,
-    connection: Option<SqliteConnection>,
+    connection: Option<AnyConnection>,
     stats: StatsMemory,
 }
 
@@ -740,16 +740,20 @@ mod tests {
     }
 
     /// Takes the store's write lock on a connection of its own, as another
-    /// process would, and shortens the busy timeout of `store`'s later
-    /// connections: every write of the writer then fails at once with
-    /// SQLITE_BUSY, until the returned connection commits.
-    async fn hold_write_lock(store: &mut Store) -> SqliteConnection {
-        store.options = store
-            .options
-            .clone()
-            .busy_timeout(Duration::from_millis(20));
+    /// process (or node) would, and shortens the lock timeout of the
+    /// writer's later connections: every batch of the writer then fails at
+    /// once (SQLITE_BUSY, or PostgreSQL's lock_not_available), until the
+    /// returned connection commits.
+    async fn hold_write_lock(store: &mut Store) -> AnyConnection {
+        store.lock_timeout = Duration::from_millis(20);
         let mut locker = store.dedicated_connection().await.expect("connect");
-        sqlx::query("BEGIN EXCLUSIVE")
+        let lock = match store.backend() {
+            crate::Backend::Sqlite => "BEGIN EXCLUSIVE",
+            crate::Backend::Postgres => {
+                "BEGIN; SELECT value FROM counters WHERE name = 'event_id' FOR UPDATE"
+            }
+        };
+        sqlx::raw_sql(lock)
             .execute(&mut locker)
             .await
             .expect("lock");

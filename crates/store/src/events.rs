@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::error::{StoreError, UnknownValue};
 use crate::event_details::EventDetails;
@@ -201,7 +201,7 @@ pub(crate) const EVENT_COLUMNS: &str =
     "e.id, e.kind, e.timestamp_ms, e.message_id, e.recipient, e.details";
 
 impl EventRecord {
-    pub(crate) fn from_row(row: &SqliteRow, account: &str) -> Result<EventRecord, StoreError> {
+    pub(crate) fn from_row(row: &AnyRow, account: &str) -> Result<EventRecord, StoreError> {
         let details: String = row.try_get("details")?;
         Ok(EventRecord {
             id: row.try_get("id")?,

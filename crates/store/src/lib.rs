@@ -1,9 +1,10 @@
-//! Carteiro's relational data, kept in one SQLite file in the data directory:
+//! Carteiro's relational data, kept in one SQLite file in the data directory or
+//! in a PostgreSQL database that several nodes share:
 //! accounts and their SMTP credentials, sending domains with their DKIM keys,
 //! HTTP API keys, the record of every accepted message with its event log,
 //! per-account suppression lists with their audit log, webhook endpoints with
 //! their delivery cursors, the installation's named secrets, and statistics
-//! rollups kept as events are written (later: a PostgreSQL backend).
+//! rollups kept as events are written.
 //!
 //! A running server and a CLI process open the same file at the same time, so the
 //! database runs in WAL mode with a busy timeout, and every write is one statement
@@ -17,8 +18,8 @@
 //! Message records and events come from the mail path, which must never wait on
 //! SQL: they go through the [`EventWriter`], a task that writes them in batches
 //! (one transaction each, a few milliseconds apart) on its own connection. Its
-//! batch statements use SQLite's JSON functions, so they are the one place a
-//! PostgreSQL backend needs its own SQL text.
+//! batch statements unpack JSON arrays, the one place the two backends need
+//! SQL texts of their own (`backend.rs` builds them).
 //!
 //! Layout: one module per table group (`accounts`, `credentials`, `domains`,
 //! `api_keys`, `messages`, `events`, `suppressions`, `secrets`, `webhooks`, `tracking`; `event_batch`
@@ -26,10 +27,11 @@
 //! counter a server polls), with the SQL written once with `$N` placeholders so the same text
 //! can serve PostgreSQL; schema changes live in `migrations/sqlite/NNNN_name.sql`,
 //! each with its PostgreSQL twin in `migrations/postgres/` (same number and name;
-//! `tests/schema_parity.rs` compares the two; nothing runs them yet).
+//! `tests/schema_parity.rs` compares the two).
 
 mod accounts;
 mod api_keys;
+mod backend;
 mod credentials;
 mod domains;
 mod error;
@@ -50,6 +52,7 @@ mod webhooks;
 
 pub use accounts::Account;
 pub use api_keys::ApiKey;
+pub use backend::Backend;
 pub use credentials::Credential;
 pub use domains::{DkimAlgorithm, DkimKey, Domain, NewDkimKey};
 pub use error::{StoreError, UnknownValue};

@@ -8,11 +8,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
+use crate::backend::Sql;
 use crate::error::{StoreError, UnknownValue};
 use crate::events::{EventRecord, account_name, parse_json};
 use crate::store::Store;
@@ -185,7 +187,7 @@ const MESSAGE_EVENTS_SQL: &str = "SELECT e.id, e.kind, e.timestamp_ms, e.message
 
 impl MessageRecord {
     /// Reads a `messages` row; recipients and events are added by the caller.
-    fn from_row(row: &SqliteRow, account: &str) -> Result<MessageRecord, StoreError> {
+    fn from_row(row: &AnyRow, account: &str) -> Result<MessageRecord, StoreError> {
         let tags: String = row.try_get("tags")?;
         let metadata: Option<String> = row.try_get("metadata")?;
         let tags = serde_json::from_str(&tags)
@@ -210,7 +212,7 @@ impl MessageRecord {
 }
 
 /// Reads a `message_recipients` row of `message_id`.
-fn recipient_from_row(row: &SqliteRow, message_id: &str) -> Result<RecipientRecord, StoreError> {
+fn recipient_from_row(row: &AnyRow, message_id: &str) -> Result<RecipientRecord, StoreError> {
     let idx: i64 = row.try_get("idx")?;
     Ok(RecipientRecord {
         id: format!("{message_id}-{idx}"),
@@ -241,7 +243,7 @@ impl Store {
         // One read transaction: the record, its recipients' states and its
         // events from the same snapshot, so a state never lags an event
         // committed between two of the reads.
-        let mut read = self.pool.begin().await?;
+        let mut read = self.begin_snapshot().await?;
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.account_id = $1 AND m.id = $2"
         )))
@@ -425,15 +427,21 @@ impl Store {
         ids: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         let ids = serde_json::to_string(ids).expect("strings serialize");
-        let found = sqlx::query_scalar::<_, String>(
-            "SELECT DISTINCT message_id FROM events \
-             WHERE account_id = $1 AND kind = 'received' \
-             AND message_id IN (SELECT value FROM json_each($2))",
-        )
-        .bind(account_id)
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?;
+        static SQL: LazyLock<Sql> = LazyLock::new(|| {
+            Sql::new(|b| {
+                format!(
+                    "SELECT DISTINCT message_id FROM events \
+                     WHERE account_id = $1 AND kind = 'received' \
+                     AND message_id IN (SELECT v.value FROM {})",
+                    b.json_strings(2)
+                )
+            })
+        });
+        let found = sqlx::query_scalar::<_, String>(SQL.get(self.backend))
+            .bind(account_id)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(found.into_iter().collect())
     }
 }

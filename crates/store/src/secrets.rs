@@ -59,7 +59,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::Store;
     use crate::testutil::temp_store;
 
     #[tokio::test]
@@ -76,9 +75,7 @@ mod tests {
 
         store.close().await;
         drop(store);
-        let reopened = Store::open(&dir.path().join("carteiro.db"))
-            .await
-            .expect("reopen");
+        let reopened = crate::testutil::another_handle(&dir).await;
         assert_eq!(
             reopened.secret("unsubscribe").await.expect("reopened"),
             first
@@ -90,9 +87,7 @@ mod tests {
     async fn concurrent_first_callers_get_the_same_secret() {
         let (dir, store) = temp_store().await;
         // A second pool on the same file stands in for another process.
-        let other = Store::open(&dir.path().join("carteiro.db"))
-            .await
-            .expect("second handle");
+        let other = crate::testutil::another_handle(&dir).await;
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let store = if i % 2 == 0 {

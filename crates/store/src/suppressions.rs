@@ -20,9 +20,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
+use crate::backend::Backend;
 use crate::error::{StoreError, UnknownValue, is_foreign_key_violation};
 use crate::store::{Store, now_unix_ms};
 
@@ -108,7 +109,7 @@ pub struct Suppression {
 }
 
 impl Suppression {
-    fn from_row(row: &SqliteRow) -> Result<Suppression, StoreError> {
+    fn from_row(row: &AnyRow) -> Result<Suppression, StoreError> {
         Ok(Suppression {
             account_id: row.try_get("account_id")?,
             address: row.try_get("address")?,
@@ -143,12 +144,12 @@ pub struct SuppressionChange {
 }
 
 impl SuppressionChange {
-    fn from_row(row: &SqliteRow) -> Result<SuppressionChange, StoreError> {
+    fn from_row(row: &AnyRow) -> Result<SuppressionChange, StoreError> {
         Ok(SuppressionChange {
             id: row.try_get("id")?,
             account_id: row.try_get("account_id")?,
             address: row.try_get("address")?,
-            added: row.try_get("added")?,
+            added: row.try_get::<i64, _>("added")? != 0,
             reason: row
                 .try_get::<Option<String>, _>("reason")?
                 .map(|reason| reason.parse())
@@ -184,17 +185,34 @@ fn check_address(address: &str) -> Result<String, StoreError> {
 
 const SUPPRESSION_COLUMNS: &str =
     "account_id, address, reason, source_message_id, detail, created_at_ms";
-const CHANGE_COLUMNS: &str = "id, account_id, address, added, reason, actor, at_ms";
+/// `added` is an INTEGER in SQLite and a BOOLEAN in PostgreSQL: read as a
+/// number from both.
+const CHANGE_COLUMNS: &str =
+    "id, account_id, address, CASE WHEN added THEN 1 ELSE 0 END AS added, reason, actor, at_ms";
+
+/// The PostgreSQL advisory lock that orders audit rows (any number unique to
+/// this use: "supp" in ASCII).
+const SUPPRESSION_CHANGES_LOCK: i64 = 0x7375_7070;
 
 /// Writes an audit row, inside the transaction that made the change.
 async fn record_change(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     account_id: i64,
     address: &str,
     added: bool,
     reason: SuppressionReason,
     actor: &str,
 ) -> Result<(), StoreError> {
+    if Backend::of(connection) == Backend::Postgres {
+        // Identity ids are handed out at insert, not at commit: without
+        // this lock (held to the end of the transaction) a poller reading
+        // `id > last seen` could pass an id that commits later and never
+        // see that change.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SUPPRESSION_CHANGES_LOCK)
+            .execute(&mut *connection)
+            .await?;
+    }
     sqlx::query(
         "INSERT INTO suppression_changes (account_id, address, added, reason, actor, at_ms) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -360,8 +378,7 @@ impl Store {
     /// [`suppression_changes`](Self::suppression_changes) after that id keeps
     /// a copy exact.
     pub async fn suppression_snapshot(&self) -> Result<(i64, Vec<(i64, String)>), StoreError> {
-        // A read transaction in WAL mode sees one committed state throughout.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_snapshot().await?;
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM suppression_changes")
             .fetch_one(&mut *tx)
             .await?;

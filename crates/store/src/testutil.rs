@@ -1,16 +1,118 @@
-//! Helpers shared by the unit tests: a store in a fresh temporary directory
-//! (a real file, never `sqlite::memory:`, where each pooled connection would see
-//! its own empty database), and message records and events to write into it.
+//! Helpers shared by the unit tests: a store of its own for each test, and
+//! message records and events to write into it.
+//!
+//! The tests run on SQLite (a real file in a fresh temporary directory, never
+//! `sqlite::memory:`, where each pooled connection would see its own empty
+//! database), or on PostgreSQL when `CARTEIRO_TEST_STORE=postgres`: then each
+//! test gets a fresh schema in the database `carteiro_store_tests` of the
+//! server at `CARTEIRO_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), which the test command runs
+//! them against a second time.
+
+use sqlx::{ConnectOptions, Connection};
 
 use crate::{MessageFilter, NewEvent, NewMessage, Store};
 
-/// Opens a store on a new file; keep the directory alive as long as the store.
+/// Which backend the tests run on.
+const BACKEND_VAR: &str = "CARTEIRO_TEST_STORE";
+/// The PostgreSQL server, as the schema parity test takes it.
+const URL_VAR: &str = "CARTEIRO_TEST_POSTGRES";
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The database the tests' schemas live in.
+const TEST_DATABASE: &str = "carteiro_store_tests";
+/// Schemas of earlier runs older than this are dropped.
+const STALE_SCHEMA_SECONDS: u64 = 3600;
+
+/// Whether the tests run on PostgreSQL.
+pub(crate) fn on_postgres() -> bool {
+    std::env::var(BACKEND_VAR).is_ok_and(|value| value == "postgres")
+}
+
+/// Opens a store of its own; keep the directory alive as long as the store.
 pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("carteiro.db"))
-        .await
-        .expect("open store");
+    if on_postgres() {
+        let url = fresh_schema_url().await;
+        std::fs::write(dir.path().join(URL_FILE), &url).expect("note the URL");
+    }
+    let store = another_handle(&dir).await;
     (dir, store)
+}
+
+/// Where a PostgreSQL test's directory keeps its store's URL.
+const URL_FILE: &str = "store-url";
+
+/// Another handle on the store of [`temp_store`]'s `dir`: what another
+/// process (the CLI beside a server), or the same one after a restart, opens.
+pub(crate) async fn another_handle(dir: &tempfile::TempDir) -> Store {
+    match std::fs::read_to_string(dir.path().join(URL_FILE)) {
+        Ok(url) => Store::connect(&url).await.expect("connect store"),
+        Err(_) => Store::open(&dir.path().join("carteiro.db"))
+            .await
+            .expect("open store"),
+    }
+}
+
+/// A URL whose connections work in a new, empty schema.
+async fn fresh_schema_url() -> String {
+    let server = std::env::var(URL_VAR).unwrap_or_else(|_| DEFAULT_URL.to_owned());
+    let options: sqlx::postgres::PgConnectOptions = server.parse().expect("postgres URL");
+    let mut admin = options.connect().await.expect("connect to PostgreSQL");
+    // Tests start in parallel: a second CREATE DATABASE fails, which is fine.
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(TEST_DATABASE)
+            .fetch_one(&mut admin)
+            .await
+            .expect("look up the test database");
+    if !exists {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {TEST_DATABASE}"
+        )))
+        .execute(&mut admin)
+        .await;
+    }
+    admin.close().await.ok();
+    let mut connection = options
+        .clone()
+        .database(TEST_DATABASE)
+        .connect()
+        .await
+        .expect("connect to the test database");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 't\\_%' \
+         AND split_part(nspname, '_', 2)::bigint < $1",
+    )
+    .bind(i64::try_from(now - STALE_SCHEMA_SECONDS).expect("time"))
+    .fetch_all(&mut connection)
+    .await
+    .expect("list stale schemas");
+    for name in stale {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE"
+        )))
+        .execute(&mut connection)
+        .await;
+    }
+    let schema = format!("t_{now}_{:016x}", rand::random::<u64>());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut connection)
+        .await
+        .expect("create schema");
+    connection.close().await.ok();
+    // The server's URL with the test database and the schema in place of its
+    // own database and parameters.
+    let server = server.split('?').next().unwrap_or(&server);
+    let host_start = server.find("://").map_or(0, |at| at + 3);
+    let host_end = server[host_start..]
+        .find('/')
+        .map_or(server.len(), |at| host_start + at);
+    let authority = &server[..host_end];
+    format!("{authority}/{TEST_DATABASE}?options[search_path]={schema}")
 }
 
 /// A message id made at `ms` (the id's time), told apart by `n`.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::error::{StoreError, is_foreign_key_violation};
 use crate::events::{EVENT_COLUMNS, EVENT_IDS_PER_MS, EventKind, account_name, kind_filter};
@@ -56,7 +56,7 @@ pub struct WebhookEvent {
 }
 
 impl WebhookEvent {
-    fn from_row(row: &SqliteRow, account: &Arc<str>) -> Result<WebhookEvent, StoreError> {
+    fn from_row(row: &AnyRow, account: &Arc<str>) -> Result<WebhookEvent, StoreError> {
         Ok(WebhookEvent {
             id: row.try_get("id")?,
             kind: row.try_get::<&str, _>("kind")?.parse()?,
@@ -154,7 +154,7 @@ impl Webhook {
         self.events.is_empty() || self.events.contains(&kind)
     }
 
-    fn from_row(row: &SqliteRow) -> Result<Webhook, StoreError> {
+    fn from_row(row: &AnyRow) -> Result<Webhook, StoreError> {
         let events: String = row.try_get("events")?;
         let events: Vec<EventKind> = serde_json::from_str(&events)
             .map_err(|error| StoreError::Corrupt(format!("bad webhook event types: {error}")))?;

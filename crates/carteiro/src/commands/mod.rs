@@ -18,7 +18,19 @@ use carteiro_store::Store;
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let data = DataDir::new(config);
     data.create()?;
-    Store::open(&data.database())
-        .await
-        .with_context(|| format!("cannot open the store at {}", data.database().display()))
+    store_of(config, &data).await
+}
+
+/// The store of `config`: the PostgreSQL database of `store.url`, else the
+/// SQLite file in the data directory (which must exist).
+pub async fn store_of(config: &Config, data: &DataDir) -> anyhow::Result<Store> {
+    if config.store.is_postgres() {
+        Store::connect(&config.store.url)
+            .await
+            .context("store.url: cannot use the PostgreSQL database")
+    } else {
+        Store::open(&data.database())
+            .await
+            .with_context(|| format!("cannot open the store at {}", data.database().display()))
+    }
 }

@@ -13,7 +13,7 @@ use carteiro_mail::verp::TokenKey;
 use carteiro_service::queue::{RecoveredQueue, open_queue};
 use carteiro_service::{Recorder, StoreEvents, Suppressions};
 use carteiro_spool::SpoolError;
-use carteiro_store::{EventWriter, Store};
+use carteiro_store::EventWriter;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -109,9 +109,7 @@ async fn offline(data: &DataDir, config: &Config, request: &Request) -> anyhow::
             if undecodable.len() == 1 { "y" } else { "ies" }
         );
     }
-    let store = Store::open(&data.database())
-        .await
-        .with_context(|| format!("cannot open the store at {}", data.database().display()))?;
+    let store = crate::commands::store_of(config, data).await?;
     let (events, events_task) = EventWriter::start(store.clone());
     let suppressions = Suppressions::load(store.clone())
         .await

@@ -28,9 +28,10 @@ use std::sync::{Arc, LazyLock};
 use carteiro_mail::domain_of;
 use carteiro_mail::provider::provider_of_host;
 use serde::Serialize;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{COLUMNS, HOUR_SECONDS, column};
+use crate::backend::{Backend, Sql};
 use crate::error::StoreError;
 use crate::events::{EventKind, NewEvent};
 use crate::messages::NewMessage;
@@ -197,53 +198,111 @@ struct ProviderKey {
     provider: Arc<str>,
 }
 
+/// A key column of a rollup table: its name and whether it holds integers.
+type KeyColumn = (&'static str, bool);
+
 /// `INSERT ... ON CONFLICT DO UPDATE` adding a JSON array of rows `[key
 /// columns..., counts...]` to `table`.
-fn upsert_sql(table: &str, keys: &[&str]) -> String {
-    let all: Vec<&str> = keys.iter().copied().chain(COLUMNS).collect();
-    let values: Vec<String> = (0..all.len()).map(|i| format!("value ->> {i}")).collect();
+fn upsert_sql(b: Backend, table: &str, keys: &[KeyColumn]) -> String {
+    let names: Vec<&str> = keys.iter().map(|(name, _)| *name).collect();
+    let all: Vec<&str> = names.iter().copied().chain(COLUMNS).collect();
+    let values: Vec<String> = keys
+        .iter()
+        .map(|(_, integer)| *integer)
+        .chain(COLUMNS.iter().map(|_| true))
+        .enumerate()
+        .map(|(i, integer)| if integer { b.int(i) } else { b.text(i) })
+        .collect();
     let updates: Vec<String> = COLUMNS
         .iter()
         .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
         .collect();
     format!(
-        "INSERT INTO {table} ({}) SELECT {} FROM jsonb_each($1) WHERE true \
+        "INSERT INTO {table} ({}) SELECT {} FROM {} WHERE true \
          ON CONFLICT ({}) DO UPDATE SET {}",
         all.join(", "),
         values.join(", "),
-        keys.join(", "),
+        b.json_rows(1),
+        names.join(", "),
         updates.join(", ")
     )
 }
 
-static UPSERT_TOTALS_SQL: LazyLock<String> =
-    LazyLock::new(|| upsert_sql("stats_hourly", &["account_id", "tag", "hour", "domain"]));
+static UPSERT_TOTALS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        upsert_sql(
+            b,
+            "stats_hourly",
+            &[
+                ("account_id", true),
+                ("tag", false),
+                ("hour", true),
+                ("domain", false),
+            ],
+        )
+    })
+});
 
-static UPSERT_PROVIDERS_SQL: LazyLock<String> = LazyLock::new(|| {
-    upsert_sql(
-        "stats_hourly_provider",
-        &["account_id", "tag", "hour", "provider", "domain"],
-    )
+static UPSERT_PROVIDERS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        upsert_sql(
+            b,
+            "stats_hourly_provider",
+            &[
+                ("account_id", true),
+                ("tag", false),
+                ("hour", true),
+                ("provider", false),
+                ("domain", false),
+            ],
+        )
+    })
 });
 
 /// The facts of messages from `[account_id, id]` rows.
-const MESSAGE_FACTS_SQL: &str = "SELECT m.account_id, m.id, m.sending_domain, m.sender, m.tags \
-     FROM jsonb_each($1) AS v CROSS JOIN messages m \
-     WHERE m.account_id = v.value ->> 0 AND m.id = v.value ->> 1";
+static MESSAGE_FACTS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        format!(
+            "SELECT m.account_id, m.id, m.sending_domain, m.sender, m.tags \
+             FROM {} CROSS JOIN messages m WHERE m.account_id = {} AND m.id = {}",
+            b.json_rows(1),
+            b.int(0),
+            b.text(1)
+        )
+    })
+});
 
 /// The learned providers of a JSON array of recipient domains.
-const PROVIDERS_SQL: &str = "SELECT p.domain, p.provider FROM jsonb_each($1) AS v \
-     CROSS JOIN stats_providers p WHERE p.domain = v.value";
+static PROVIDERS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        format!(
+            "SELECT p.domain, p.provider FROM {} \
+             CROSS JOIN stats_providers p WHERE p.domain = v.value",
+            b.json_strings(1)
+        )
+    })
+});
 
 /// Records `[domain, provider, at_ms]` rows, changing only what changed.
-const LEARN_PROVIDERS_SQL: &str = "INSERT INTO stats_providers (domain, provider, updated_at_ms) \
-     SELECT value ->> 0, value ->> 1, value ->> 2 FROM jsonb_each($1) WHERE true \
-     ON CONFLICT (domain) DO UPDATE SET provider = excluded.provider, \
-     updated_at_ms = excluded.updated_at_ms WHERE stats_providers.provider <> excluded.provider";
+static LEARN_PROVIDERS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        format!(
+            "INSERT INTO stats_providers (domain, provider, updated_at_ms) \
+             SELECT {}, {}, {} FROM {} WHERE true \
+             ON CONFLICT (domain) DO UPDATE SET provider = excluded.provider, \
+             updated_at_ms = excluded.updated_at_ms \
+             WHERE stats_providers.provider <> excluded.provider",
+            b.text(0),
+            b.text(1),
+            b.int(2),
+            b.json_rows(1)
+        )
+    })
+});
 
 /// Adds the batch's events to the rollups; remembers its messages first.
 pub(crate) async fn record(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     memory: &mut StatsMemory,
     messages: &[NewMessage],
     events: &[NewEvent],
@@ -314,8 +373,8 @@ pub(crate) async fn record(
 /// Runs an upsert whose rows are tuples of key columns followed by the
 /// counts, flattened into one JSON array per row.
 async fn execute_upsert<T: Serialize>(
-    connection: &mut SqliteConnection,
-    sql: &'static str,
+    connection: &mut AnyConnection,
+    sql: &'static LazyLock<Sql>,
     rows: &[T],
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
@@ -326,7 +385,7 @@ async fn execute_upsert<T: Serialize>(
         .map(|row| flatten(serde_json::to_value(row)))
         .collect::<Result<_, _>>()?;
     let json = serde_json::to_string(&flat).map_err(encode_error)?;
-    sqlx::query(sql)
+    sqlx::query(sql.get(Backend::of(connection)))
         .bind(json)
         .execute(&mut *connection)
         .await?;
@@ -358,7 +417,7 @@ fn encode_error(error: serde_json::Error) -> StoreError {
 /// one query (then remembered). Messages not recorded at all count with no
 /// domain and no tags.
 async fn message_facts<'a>(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     memory: &mut StatsMemory,
     counted: &[(&'a NewEvent, &'static [usize])],
 ) -> Result<HashMap<(i64, &'a str), Arc<MessageFacts>>, StoreError> {
@@ -380,7 +439,7 @@ async fn message_facts<'a>(
         return Ok(found);
     }
     let json = serde_json::to_string(&missing).map_err(encode_error)?;
-    let rows = sqlx::query(MESSAGE_FACTS_SQL)
+    let rows = sqlx::query(MESSAGE_FACTS_SQL.get(Backend::of(connection)))
         .bind(json)
         .fetch_all(&mut *connection)
         .await?;
@@ -409,7 +468,7 @@ async fn message_facts<'a>(
 /// The provider of each counted event, in order; records the providers
 /// learned from the batch's MX hosts.
 async fn providers(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     memory: &mut StatsMemory,
     counted: &[(&NewEvent, &'static [usize])],
 ) -> Result<Vec<Arc<str>>, StoreError> {
@@ -435,7 +494,7 @@ async fn providers(
             .map(|(domain, provider)| (domain.as_str(), &**provider, now))
             .collect();
         let json = serde_json::to_string(&rows).map_err(encode_error)?;
-        sqlx::query(LEARN_PROVIDERS_SQL)
+        sqlx::query(LEARN_PROVIDERS_SQL.get(Backend::of(connection)))
             .bind(json)
             .execute(&mut *connection)
             .await?;
@@ -455,7 +514,7 @@ async fn providers(
     if !unknown.is_empty() {
         let list: Vec<&String> = unknown.iter().collect();
         let json = serde_json::to_string(&list).map_err(encode_error)?;
-        let rows = sqlx::query(PROVIDERS_SQL)
+        let rows = sqlx::query(PROVIDERS_SQL.get(Backend::of(connection)))
             .bind(json)
             .fetch_all(&mut *connection)
             .await?;
@@ -524,9 +583,14 @@ mod tests {
 
     #[test]
     fn the_upsert_adds_every_counter() {
-        let sql = upsert_sql("t", &["a", "b"]);
+        let sql = upsert_sql(Backend::Sqlite, "t", &[("a", true), ("b", false)]);
         assert!(sql.starts_with("INSERT INTO t (a, b, received, delivered"));
         assert!(sql.contains("value ->> 14") && !sql.contains("value ->> 15"));
+        let pg = upsert_sql(Backend::Postgres, "t", &[("a", true), ("b", false)]);
+        assert!(
+            pg.contains("SELECT (v.value ->> 0)::bigint, v.value ->> 1, (v.value ->> 2)::bigint")
+        );
+        assert!(pg.contains("(v.value ->> 14)::bigint FROM json_array_elements($1::json)"));
         assert!(sql.contains("opened_machine = t.opened_machine + excluded.opened_machine"));
         assert!(sql.contains(
             "ON CONFLICT (a, b) DO UPDATE SET received = t.received + excluded.received"

@@ -451,9 +451,7 @@ async fn the_change_feed_is_ordered_and_pages_after_an_id() {
             .is_empty()
     );
     // Another handle on the file (another process, as the CLI is) writes too.
-    let cli = Store::open(&dir.path().join("carteiro.db"))
-        .await
-        .expect("second handle");
+    let cli = crate::testutil::another_handle(&dir).await;
     add(&store, acme, "a@example.com").await;
     add(&cli, beta, "b@example.com").await;
     add(&store, acme, "c@example.com").await;

@@ -241,9 +241,7 @@ async fn delivery_bookkeeping() {
     // Everything is in the file: a restart finds it as it was.
     store.close().await;
     drop(store);
-    let reopened = Store::open(&dir.path().join("carteiro.db"))
-        .await
-        .expect("reopen");
+    let reopened = crate::testutil::another_handle(&dir).await;
     assert_eq!(get(reopened.clone()).await, now);
 
     assert!(
