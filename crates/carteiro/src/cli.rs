@@ -56,6 +56,20 @@ pub enum Command {
     /// Bounces and complaints as Carteiro reads them
     #[command(subcommand)]
     Bounce(BounceCommand),
+    /// The nodes sharing the store
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// List the nodes: state, last heartbeat, queue size, version
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a node taken out of the cluster for good (its row only)
+    Forget { node: String },
 }
 
 #[derive(Subcommand, Debug)]

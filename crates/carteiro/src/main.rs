@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod control;
 mod fdlimit;
+mod heartbeat;
 mod layout;
 mod logging;
 mod metrics;
@@ -58,6 +59,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             serve::serve(config).await
         }
         Command::Config(cmd) => commands::config::run(cmd, cli.config.as_deref()),
+        Command::Cluster(cmd) => {
+            let config = layout::load_config(cli.config.as_deref())?;
+            commands::cluster::run(cmd, &config).await
+        }
         Command::Account(cmd) => {
             let config = layout::load_config(cli.config.as_deref())?;
             commands::account::run(cmd, &config).await

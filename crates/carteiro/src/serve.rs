@@ -29,6 +29,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let started_at_ms = i64::try_from(carteiro_mail::clock::now_millis()).unwrap_or(i64::MAX);
     let data = DataDir::new(&config);
     data.create()?;
     if let Some(mode) = data.open_to_others() {
@@ -230,6 +231,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             tracing::error!(error = %err, "http server failed");
         }
     });
+    let heartbeat_task = tokio::spawn(crate::heartbeat::run(
+        store.clone(),
+        config.store.node_name.clone(),
+        engine.clone(),
+        started_at_ms,
+        stop_rx.clone(),
+    ));
     let control_task = control::serve(&data.control_socket(), engine.clone(), stop_rx.clone())
         .await
         .context("cannot start the control socket")?;
@@ -258,6 +266,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     engine.shutdown().await;
     let _ = engine_task.await;
+    let _ = heartbeat_task.await;
+    crate::heartbeat::stopped(&store, &config.store.node_name, &engine).await;
     let _ = control_task.await;
     let _ = refresh_task.await;
     let _ = alerts_task.await;

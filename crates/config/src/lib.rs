@@ -83,8 +83,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
+        let hostname = machine_hostname().unwrap_or_else(|| "localhost".to_owned());
         Config {
-            hostname: machine_hostname().unwrap_or_else(|| "localhost".to_owned()),
+            store: StoreConfig {
+                url: String::new(),
+                node_name: hostname.clone(),
+            },
+            hostname,
             data_dir: PathBuf::from("./carteiro-data"),
             smtp: SmtpConfig::default(),
             http: HttpConfig::default(),
@@ -94,7 +99,6 @@ impl Default for Config {
             domains: DomainsConfig::default(),
             tracking: TrackingConfig::default(),
             webhooks: WebhooksConfig::default(),
-            store: StoreConfig::default(),
         }
     }
 }

@@ -22,7 +22,7 @@
 //! SQL texts of their own (`backend.rs` builds them).
 //!
 //! Layout: one module per table group (`accounts`, `credentials`, `domains`,
-//! `api_keys`, `messages`, `events`, `suppressions`, `secrets`, `webhooks`, `tracking`; `event_batch`
+//! `api_keys`, `messages`, `events`, `suppressions`, `secrets`, `webhooks`, `tracking`, `cluster`; `event_batch`
 //! writes a batch and `event_writer` runs the task; `generation` is the change
 //! counter a server polls), with the SQL written once with `$N` placeholders so the same text
 //! can serve PostgreSQL; schema changes live in `migrations/sqlite/NNNN_name.sql`,
@@ -32,6 +32,7 @@
 mod accounts;
 mod api_keys;
 mod backend;
+mod cluster;
 mod credentials;
 mod domains;
 mod error;
@@ -53,6 +54,7 @@ mod webhooks;
 pub use accounts::Account;
 pub use api_keys::ApiKey;
 pub use backend::Backend;
+pub use cluster::{NODE_SILENT_AFTER_MS, NodeStatus};
 pub use credentials::Credential;
 pub use domains::{DkimAlgorithm, DkimKey, Domain, NewDkimKey};
 pub use error::{StoreError, UnknownValue};

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod apikey;
 pub mod bounce;
+pub mod cluster;
 pub mod config;
 pub mod credential;
 pub mod domain;

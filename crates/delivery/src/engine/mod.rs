@@ -65,6 +65,7 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: mpsc::UnboundedSender<Command>,
+    size: Arc<series::QueueSize>,
 }
 
 impl EngineHandle {
@@ -78,6 +79,12 @@ impl EngineHandle {
         let (tx, rx) = oneshot::channel();
         self.tx.send(make(tx)).ok()?;
         rx.await.ok()
+    }
+
+    /// Messages in the queue and their recipients still to deliver, as of
+    /// the engine's last turn (no round trip to the engine task).
+    pub fn queue_size(&self) -> (u64, u64) {
+        self.size.get()
     }
 
     /// Every queued message.
@@ -180,14 +187,17 @@ pub fn start_with(
     recovered: Vec<QueuedMessage>,
 ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let handle = EngineHandle { tx: tx.clone() };
+    let mut metrics = EngineMetrics::new();
+    let handle = EngineHandle {
+        tx: tx.clone(),
+        size: metrics.size(),
+    };
     let policy = RetryPolicy {
         initial: config.delivery.retry_initial,
         max: config.delivery.retry_max,
         max_age: config.delivery.max_age,
     };
     let mut scheduler = Scheduler::new(policy);
-    let mut metrics = EngineMetrics::new();
     let mut finished = Vec::new();
     for message in recovered {
         if message.is_finished() && mode == EngineMode::Deliver {

@@ -13,6 +13,8 @@ use super::events::{DeliveryEvent, DeliveryEventKind};
 use carteiro_queue::{QueuedMessage, RcptStatus};
 use metrics::{Counter, Gauge, Histogram};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Series names, shared with the binary's documentation of `/metrics`.
 pub const DELIVERED: &str = "carteiro_messages_delivered_total";
@@ -84,6 +86,25 @@ pub(crate) struct EngineMetrics {
     latency: Histogram,
     /// Recipients of queued messages still pending, kept as they change.
     pending: u64,
+    /// The queue's size as the gauges show it, for the engine's handle.
+    size: Arc<QueueSize>,
+}
+
+/// The queue's size, readable from outside the engine task.
+#[derive(Debug, Default)]
+pub(crate) struct QueueSize {
+    messages: AtomicU64,
+    recipients: AtomicU64,
+}
+
+impl QueueSize {
+    /// Messages queued and recipients still to deliver.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.messages.load(Ordering::Relaxed),
+            self.recipients.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl EngineMetrics {
@@ -94,7 +115,13 @@ impl EngineMetrics {
             queue_recipients: metrics::gauge!(QUEUE_RECIPIENTS),
             latency: metrics::histogram!(DELIVERY_LATENCY),
             pending: 0,
+            size: Arc::default(),
         }
+    }
+
+    /// The queue's size, shared with the engine's handle.
+    pub fn size(&self) -> Arc<QueueSize> {
+        Arc::clone(&self.size)
     }
 
     /// Counts the pending recipients of a message entering the queue.
@@ -111,6 +138,8 @@ impl EngineMetrics {
     pub fn update_queue(&self, messages: usize) {
         self.queue_messages.set(messages as f64);
         self.queue_recipients.set(self.pending as f64);
+        self.size.messages.store(messages as u64, Ordering::Relaxed);
+        self.size.recipients.store(self.pending, Ordering::Relaxed);
     }
 
     /// Counts an outcome reported for a message of `account`, and the

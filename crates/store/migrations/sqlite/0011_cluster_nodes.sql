@@ -1,0 +1,15 @@
+-- The nodes sharing the store: each running server writes its row every few
+-- seconds (`heartbeat_at_ms`) with the size of its own queue, and marks it
+-- stopped when it shuts down cleanly. `carteiro cluster status` lists them;
+-- the live ones (a recent heartbeat, not stopped) split the per-destination
+-- limits between them. On SQLite there is one node, but the table is the
+-- same so the status and the code reading it are too.
+CREATE TABLE cluster_nodes (
+    name TEXT NOT NULL PRIMARY KEY,
+    version TEXT NOT NULL,
+    started_at_ms INTEGER NOT NULL,
+    heartbeat_at_ms INTEGER NOT NULL,
+    stopped_at_ms INTEGER,
+    queued_messages INTEGER NOT NULL,
+    queued_recipients INTEGER NOT NULL
+) STRICT;
