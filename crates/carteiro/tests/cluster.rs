@@ -1,6 +1,7 @@
 //! Several nodes on one PostgreSQL database behave as one platform: what is
 //! added through one node works on the others, each node's API shows the
-//! mail every node took, and `cluster status` lists them all.
+//! mail every node took, one node at a time posts webhooks (another takes
+//! over when it is killed), and `cluster status` lists them all.
 //!
 //! PostgreSQL comes from `CARTEIRO_TEST_POSTGRES` (the test command sets it;
 //! default `postgres://postgres@127.0.0.1:5432/test`); each test makes a
@@ -11,6 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::http::{api_key, curl, send_message, wait_event};
+use common::webhook_endpoint::Endpoint;
 use common::{Server, Setup, run, swaks};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -27,7 +29,9 @@ struct Database {
 impl Database {
     async fn new() -> Database {
         let server = std::env::var(URL_VAR).unwrap_or_else(|_| DEFAULT_URL.to_owned());
-        let name = format!("carteiro_cluster_{:08x}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("carteiro_cluster_{:08x}_{n}", std::process::id());
         psql(&server, &format!("DROP DATABASE IF EXISTS {name}")).await;
         psql(&server, &format!("CREATE DATABASE {name}")).await;
         Database { server, name }
@@ -62,12 +66,14 @@ async fn psql(server: &str, sql: &str) {
     );
 }
 
-/// A node named `name` on `database`, delivering everything to `sink`.
+/// A node named `name` on `database`, delivering everything to `sink`,
+/// retrying webhooks quickly and letting them reach loopback.
 async fn node(database: &Database, name: &str, sink: &carteiro_testkit::SmtpSink) -> Server {
     Setup::new()
         .route(&["*"], sink.addr())
         .extra(&format!(
-            "[store]\nurl = {:?}\nnode_name = {name:?}\n",
+            "[store]\nurl = {:?}\nnode_name = {name:?}\n\n[webhooks]\nretry_initial = \"1s\"\n\
+             retry_max = \"2s\"\ntimeout = \"5s\"\nallow_private_targets = true\n",
             database.url()
         ))
         .start()
@@ -245,4 +251,123 @@ async fn an_unreachable_database_at_start_names_store_url() {
         "{stderr}"
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+/// Sends one message through `server`'s API; returns its id.
+async fn send_via(server: &Server, key: &str, to: &str) -> String {
+    let sent = send_message(
+        server,
+        key,
+        json!({"from": "orders@shop.test", "to": [to], "subject": "hook", "text": "hi"}),
+    )
+    .await;
+    sent.body["id"].as_str().expect("id").to_owned()
+}
+
+/// Whether the endpoint got `received` and `delivered` for every message.
+fn got_all(events: &[Value], ids: &[String]) -> bool {
+    ids.iter().all(|id| {
+        ["received", "delivered"].iter().all(|kind| {
+            events
+                .iter()
+                .any(|e| e["type"] == *kind && e["message_id"] == *id)
+        })
+    })
+}
+
+/// Waits until the endpoint's cursor is stored past every event (backlog 0),
+/// as seen through `server`'s API.
+async fn wait_caught_up(server: &Server, key: &str, hook: i64) {
+    within_seconds("the webhook cursor is stored", || async {
+        let shown = curl(
+            server,
+            "GET",
+            &format!("/api/v1/webhooks/{hook}"),
+            Some(key),
+            None,
+        )
+        .await;
+        (shown.status == 200 && shown.body["backlog"] == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_posts_each_event_once_and_another_takes_over_when_it_dies() {
+    let database = Database::new().await;
+    let sink = common::sink().await;
+    let endpoint = Endpoint::start("127.0.0.1:0".parse().expect("addr"), 0).await;
+    let mut nodes = [
+        node(&database, "node-1", &sink).await,
+        node(&database, "node-2", &sink).await,
+    ];
+    nodes[0].cli(&["account", "add", "acme"]).await;
+    nodes[0].cli(&["domain", "add", "acme", "shop.test"]).await;
+    let key = api_key(&nodes[0], "acme").await;
+    let made = curl(
+        &nodes[1],
+        "POST",
+        "/api/v1/webhooks",
+        Some(&key),
+        Some(&json!({"url": endpoint.url()}).to_string()),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let hook = made.body["id"].as_i64().expect("id");
+
+    // Mail through both nodes: one of them posts every event.
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(send_via(&nodes[i % 2], &key, &format!("r{i}@dest.test")).await);
+    }
+    endpoint
+        .wait(&nodes[0], "every event of both nodes' mail", |events| {
+            got_all(events, &ids)
+        })
+        .await;
+    wait_caught_up(&nodes[0], &key, hook).await;
+    let dispatcher = within_seconds("a node says it dispatches", || async {
+        nodes
+            .iter()
+            .position(|n| n.log().contains("webhooks: this node dispatches"))
+    })
+    .await;
+    let survivor = 1 - dispatcher;
+    assert!(
+        !nodes[survivor]
+            .log()
+            .contains("webhooks: this node dispatches"),
+        "both nodes dispatch"
+    );
+
+    // The dispatching node dies; the other takes over and posts what comes
+    // next, through either node's mail.
+    nodes[dispatcher].carteiro.kill9().await.expect("kill -9");
+    for i in 4..7 {
+        ids.push(send_via(&nodes[survivor], &key, &format!("r{i}@dest.test")).await);
+    }
+    endpoint
+        .wait(
+            &nodes[survivor],
+            "the events after the takeover",
+            |events| got_all(events, &ids),
+        )
+        .await;
+    assert!(
+        nodes[survivor]
+            .log()
+            .contains("webhooks: this node dispatches")
+    );
+
+    // Every event POSTed once: no id twice among the accepted events.
+    let events = endpoint.delivered_events();
+    let mut seen = std::collections::HashSet::new();
+    for event in &events {
+        let id = event["id"].to_string();
+        assert!(
+            seen.insert(id.clone()),
+            "event {id} posted twice: {events:#?}"
+        );
+    }
+    assert_eq!(events.len(), ids.len() * 2, "{events:#?}");
 }

@@ -37,7 +37,9 @@
 //! what the event writer committed. A supervisor task reads the newest event
 //! id and the endpoint list once a second ([`POLL`]), and sets the
 //! `/metrics` backlog gauge; endpoint tasks sleep until the newest id passes
-//! their cursor.
+//! their cursor. Among nodes sharing a PostgreSQL store, one dispatches at
+//! a time (a [`Lease`](carteiro_store::Lease)); another takes over within a
+//! second or two of its death.
 
 mod resolve;
 
@@ -181,10 +183,33 @@ async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut tasks: HashMap<i64, JoinHandle<()>> = HashMap::new();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Nodes sharing a PostgreSQL store take turns: one dispatches, the
+    // others wait to take over when it dies (its lock goes with its
+    // connection). On SQLite the lease is always held.
+    let mut lease = shared.store.lease(carteiro_store::WEBHOOKS_LEASE);
+    let mut leading: Option<bool> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => break,
+        }
+        let holds = lease.hold().await;
+        if leading != Some(holds) {
+            if holds {
+                tracing::info!("webhooks: this node dispatches");
+            } else {
+                tracing::info!(
+                    "webhooks: another node dispatches; this one takes over if it stops"
+                );
+            }
+            leading = Some(holds);
+        }
+        if !holds {
+            for (id, task) in tasks.drain() {
+                task.abort();
+                shared.dispatcher.forget(id);
+            }
+            continue;
         }
         match shared.store.newest_event_id().await {
             Ok(newest) => {

@@ -1,12 +1,14 @@
 //! The nodes sharing the store (`cluster_nodes`): each running server writes
 //! a heartbeat row every few seconds with its queue's size, and marks it
 //! stopped when it shuts down cleanly. `carteiro cluster status` reads them;
-//! the count of live nodes is what a node divides shared limits by.
+//! the count of live nodes is what a node divides shared limits by. A
+//! [`Lease`] keeps a task (the webhook dispatcher) on one node at a time.
 
 use serde::Serialize;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
+use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::store::{Store, now_unix_ms};
 
@@ -143,6 +145,94 @@ impl Store {
     }
 }
 
+/// A task that must run on one node of the cluster at a time (the webhook
+/// dispatcher): on PostgreSQL, a session-level advisory lock held on a
+/// connection of its own, so it is released as soon as the holder's process
+/// dies or its connection drops, and another node takes it at its next
+/// [`Lease::hold`]. On SQLite there is one node: always held.
+pub struct Lease {
+    store: Store,
+    key: i64,
+    connection: Option<AnyConnection>,
+    held: bool,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("key", &self.key)
+            .field("held", &self.held)
+            .finish()
+    }
+}
+
+impl Lease {
+    /// Whether this node holds the lease now: checks that a held lease's
+    /// connection still answers, or tries to take it. Errors count as not
+    /// held (and are logged once by the caller's transitions); never waits
+    /// for another holder.
+    pub async fn hold(&mut self) -> bool {
+        if self.store.backend == Backend::Sqlite {
+            return true;
+        }
+        if self.held {
+            let alive = match self.connection.as_mut() {
+                Some(connection) => sqlx::raw_sql("SELECT 1").execute(connection).await.is_ok(),
+                None => false,
+            };
+            if alive {
+                return true;
+            }
+            // The lock went with the connection.
+            self.held = false;
+            self.connection = None;
+        }
+        if self.connection.is_none() {
+            match self.store.dedicated_connection().await {
+                Ok(connection) => self.connection = Some(connection),
+                Err(error) => {
+                    tracing::debug!(%error, key = self.key, "lease: cannot connect");
+                    return false;
+                }
+            }
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return false;
+        };
+        match sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+            .bind(self.key)
+            .fetch_one(connection)
+            .await
+        {
+            Ok(taken) => {
+                self.held = taken;
+                taken
+            }
+            Err(error) => {
+                tracing::debug!(%error, key = self.key, "lease: cannot try the lock");
+                self.connection = None;
+                false
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The lease named by `key` (one number per kind of task: see
+    /// [`WEBHOOKS_LEASE`]), not held yet.
+    pub fn lease(&self, key: i64) -> Lease {
+        Lease {
+            store: self.clone(),
+            key,
+            connection: None,
+            held: false,
+        }
+    }
+}
+
+/// The lease of the webhook dispatcher ("hook" in ASCII).
+pub const WEBHOOKS_LEASE: i64 = 0x686f_6f6b;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +290,30 @@ mod tests {
         assert!(store.forget_node("node-b").await.expect("forget"));
         assert!(!store.forget_node("node-b").await.expect("again"));
         assert_eq!(store.cluster_nodes().await.expect("nodes").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_handle_holds_a_lease_until_it_lets_go() {
+        let (dir, store) = temp_store().await;
+        let mut first = store.lease(WEBHOOKS_LEASE);
+        assert!(first.hold().await);
+        assert!(first.hold().await, "still held");
+        let other = crate::testutil::another_handle(&dir).await;
+        let mut second = other.lease(WEBHOOKS_LEASE);
+        if store.backend() == Backend::Sqlite {
+            // One node: nobody to share with.
+            assert!(second.hold().await);
+            return;
+        }
+        assert!(!second.hold().await, "another node holds it");
+        // The holder dies (its connection closes): the other takes over.
+        drop(first);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !second.hold().await {
+            assert!(tokio::time::Instant::now() < deadline, "never taken over");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let mut third = store.lease(WEBHOOKS_LEASE);
+        assert!(!third.hold().await);
     }
 }

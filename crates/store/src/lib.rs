@@ -54,7 +54,7 @@ mod webhooks;
 pub use accounts::Account;
 pub use api_keys::ApiKey;
 pub use backend::Backend;
-pub use cluster::{NODE_SILENT_AFTER_MS, NodeStatus};
+pub use cluster::{Lease, NODE_SILENT_AFTER_MS, NodeStatus, WEBHOOKS_LEASE};
 pub use credentials::Credential;
 pub use domains::{DkimAlgorithm, DkimKey, Domain, NewDkimKey};
 pub use error::{StoreError, UnknownValue};
