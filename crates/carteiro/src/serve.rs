@@ -87,6 +87,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 data.events_journal().display()
             )
         })?;
+    let events = events.with_node(&config.store.node_name);
     // Records a power cut took from the store come back from the spool,
     // before delivery adds events of their messages.
     let rebuilt = carteiro_service::records::rebuild_lost(&store, &spool, &events, &recovered)

@@ -145,6 +145,16 @@ async fn two_nodes_on_one_database_are_one_platform() {
     // its delivery.
     let message = wait_event(&one, &key, &id, "delivered").await;
     assert_eq!(message["subject"], "cluster");
+    // Its timeline says which node took it and which delivered it.
+    for kind in ["received", "delivered"] {
+        let event = message["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {message:#}"));
+        assert_eq!(event["details"]["node"], "node-2", "{event:#}");
+    }
     let found = curl(
         &one,
         "GET",

@@ -167,6 +167,7 @@ pub fn delivery_event(event: DeliveryEvent, timestamp_ms: u64) -> NewEvent {
             status: reply.and_then(|r| r.status).map(|s| s.to_string()),
             next_attempt_ms: event.next_attempt,
             class: reply.filter(|_| failed).map(classify_reply),
+            node: None,
         }),
     }
 }

@@ -88,6 +88,7 @@ pub fn record(events: &EventWriter, message: &QueuedMessage, record: SpooledReco
         source: record.source.as_str().to_owned(),
         size: meta.size,
         dkim_domain: record.dkim_domain,
+        node: None,
     });
     events.message(NewMessage {
         id: id.clone(),

@@ -128,6 +128,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 source: "smtp".to_owned(),
                 size: 4096,
                 dkim_domain: None,
+                node: None,
             }),
         ));
         if i >= lag {

@@ -84,6 +84,9 @@ pub struct ReceivedDetails {
     pub size: u64,
     /// The DKIM domain it was signed for, `null` when unsigned.
     pub dkim_domain: Option<String>,
+    /// The node that took the message (its `[store] node_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// The SMTP client that handed a message over.
@@ -122,6 +125,9 @@ pub struct DeliveryDetails {
     /// The bounce class of a failure (`deferred`, `bounced`, `expired`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<BounceClass>,
+    /// The node that made the attempt (its `[store] node_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A bounce reported by a bounce message after delivery.
@@ -205,6 +211,7 @@ mod tests {
             source: "smtp".into(),
             size: 1234,
             dkim_domain: Some("shop.example".into()),
+            node: None,
         });
         assert_eq!(
             wire(&smtp),
@@ -217,6 +224,7 @@ mod tests {
             source: "api".into(),
             size: 10,
             dkim_domain: None,
+            node: None,
         });
         assert_eq!(
             wire(&api),

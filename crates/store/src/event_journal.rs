@@ -297,6 +297,7 @@ mod tests {
                     source: "smtp".to_owned(),
                     size: 1234,
                     dkim_domain: Some("example.com".to_owned()),
+                    node: None,
                 }),
             ),
             event(

@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::StoreError;
 use crate::event_batch::write_batch;
+use crate::event_details::EventDetails;
 use crate::event_journal::EventJournal;
 use crate::events::NewEvent;
 use crate::messages::NewMessage;
@@ -73,6 +74,8 @@ pub struct EventWriter {
     sender: mpsc::UnboundedSender<Command>,
     /// Cuts the task's linger short: flush and close want an answer now.
     hurry: Arc<Notify>,
+    /// This node's name, stamped on `received` and delivery events.
+    node: Option<Arc<str>>,
 }
 
 impl EventWriter {
@@ -138,7 +141,14 @@ impl EventWriter {
             linger,
         };
         let task = tokio::spawn(run(store, inbox, pauses, backlog, pending));
-        (EventWriter { sender, hurry }, task)
+        (
+            EventWriter {
+                sender,
+                hurry,
+                node: None,
+            },
+            task,
+        )
     }
 
     /// Queues a message record. Send it before any event of the message, so
@@ -148,8 +158,27 @@ impl EventWriter {
     }
 
     /// Queues an event.
-    pub fn event(&self, event: NewEvent) {
+    pub fn event(&self, mut event: NewEvent) {
+        if let Some(node) = &self.node {
+            match &mut event.details {
+                EventDetails::Received(details) if details.node.is_none() => {
+                    details.node = Some(node.to_string());
+                }
+                EventDetails::Delivery(details) if details.node.is_none() => {
+                    details.node = Some(node.to_string());
+                }
+                _ => {}
+            }
+        }
         self.send(Command::Event(event));
+    }
+
+    /// This handle (and its clones) stamps `node` on the `received` and
+    /// delivery events it sends (`details.node`), so a cluster's timelines
+    /// say which node took a message and which attempted each delivery.
+    pub fn with_node(mut self, node: &str) -> EventWriter {
+        self.node = Some(Arc::from(node));
+        self
     }
 
     /// Resolves once everything sent before this call is committed, or held
@@ -758,6 +787,64 @@ mod tests {
             .await
             .expect("lock");
         locker
+    }
+
+    #[tokio::test]
+    async fn a_writer_with_a_node_name_stamps_received_and_delivery_events() {
+        let (_dir, store) = temp_store().await;
+        let acme = store.create_account("acme").await.expect("account");
+        let (writer, task) = EventWriter::start(store.clone());
+        let writer = writer.with_node("node-7");
+        let id = message_id(T0, 1);
+        writer.message(new_message(acme.id, &id, T0, &["r@x.test"], &[]));
+        let received = crate::ReceivedDetails {
+            smtp: None,
+            source: "api".to_owned(),
+            size: 10,
+            dkim_domain: None,
+            node: None,
+        };
+        let delivered = crate::DeliveryDetails {
+            attempt: 1,
+            node: Some("elsewhere".to_owned()),
+            ..crate::DeliveryDetails::default()
+        };
+        for (kind, details, ms) in [
+            (EventKind::Received, EventDetails::Received(received), T0),
+            (
+                EventKind::Deferred,
+                EventDetails::Delivery(crate::DeliveryDetails::default()),
+                T0 + 1,
+            ),
+            (
+                EventKind::Delivered,
+                EventDetails::Delivery(delivered),
+                T0 + 2,
+            ),
+        ] {
+            let mut event = new_event(acme.id, &id, Some("r@x.test"), kind, ms);
+            event.details = details;
+            writer.event(event);
+        }
+        // Other kinds of details have no node.
+        writer.event(new_event(acme.id, &id, None, EventKind::Suppressed, T0 + 3));
+        writer.close().await;
+        task.await.expect("writer ends");
+        let message = store
+            .message(acme.id, &id)
+            .await
+            .expect("read")
+            .expect("found");
+        let nodes: Vec<Option<&str>> = message
+            .events
+            .iter()
+            .map(|e| e.details.get("node").and_then(|n| n.as_str()))
+            .collect();
+        assert_eq!(
+            nodes,
+            [Some("node-7"), Some("node-7"), Some("elsewhere"), None],
+            "a node already named is kept"
+        );
     }
 
     #[tokio::test]

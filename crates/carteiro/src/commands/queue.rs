@@ -111,6 +111,7 @@ async fn offline(data: &DataDir, config: &Config, request: &Request) -> anyhow::
     }
     let store = crate::commands::store_of(config, data).await?;
     let (events, events_task) = EventWriter::start(store.clone());
+    let events = events.with_node(&config.store.node_name);
     let suppressions = Suppressions::load(store.clone())
         .await
         .context("cannot load the suppression lists")?;

@@ -300,6 +300,7 @@ fn delivery_outcomes_become_typed_events() {
             status: Some("4.7.1".to_owned()),
             next_attempt_ms: Some(1_790_000_060_000),
             class: Some(carteiro_mail::bounce::classify_reply(&greylisted)),
+            node: None,
         })
     );
 
