@@ -1,7 +1,8 @@
 //! The node's heartbeat in the shared store (`cluster_nodes`): every few
 //! seconds its name, version, start time and queue size, so `carteiro cluster
-//! status` (run on any node) lists every node, and a node can count the live
-//! ones. A failed write is logged and tried again at the next beat: the
+//! status` (run on any node) lists every node, and the engine learns how
+//! many nodes are live, to open only its share of each destination's
+//! connections. A failed write is logged and tried again at the next beat: the
 //! heartbeat never holds up mail.
 
 use std::time::Duration;
@@ -40,6 +41,10 @@ pub async fn run(
                 tracing::warn!(%node, %error, "cannot write the node's heartbeat; retrying");
             }
             Err(_) => {}
+        }
+        // The nodes split each destination's connection limit.
+        if let Ok(nodes) = store.live_nodes().await {
+            engine.set_live_nodes(nodes as usize);
         }
         tokio::select! {
             _ = tokio::time::sleep(INTERVAL) => {}

@@ -64,7 +64,10 @@ impl Destination {
             jobs.len()
         };
         let workers = self.workers.load(Ordering::Acquire);
-        if queued > self.idle_workers.load(Ordering::Acquire) && workers < self.max_workers {
+        // The limit is the cluster's: this node opens its share of it.
+        if queued > self.idle_workers.load(Ordering::Acquire)
+            && workers < ctx.share(self.max_workers)
+        {
             self.workers.fetch_add(1, Ordering::AcqRel);
             tokio::spawn(worker(Arc::clone(self), Arc::clone(ctx)));
         }

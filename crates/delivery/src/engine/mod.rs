@@ -32,6 +32,7 @@ use destination::{Destination, Job};
 use series::{EngineMetrics, pending_of};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,6 +67,7 @@ pub(crate) enum Command {
 pub struct EngineHandle {
     tx: mpsc::UnboundedSender<Command>,
     size: Arc<series::QueueSize>,
+    live_nodes: Arc<AtomicUsize>,
 }
 
 impl EngineHandle {
@@ -85,6 +87,14 @@ impl EngineHandle {
     /// the engine's last turn (no round trip to the engine task).
     pub fn queue_size(&self) -> (u64, u64) {
         self.size.get()
+    }
+
+    /// Tells the engine how many nodes share the store's destinations (from
+    /// their heartbeats): each destination's connection limit is divided
+    /// between them, rounded up. New connections follow at once; open ones
+    /// finish their work.
+    pub fn set_live_nodes(&self, nodes: usize) {
+        self.live_nodes.store(nodes.max(1), Ordering::Relaxed);
     }
 
     /// Every queued message.
@@ -123,12 +133,27 @@ pub(crate) struct WorkerContext {
     pub spool: Spool,
     pub resolver: Resolver,
     pub engine: mpsc::UnboundedSender<Command>,
+    /// Nodes delivering from this store (1 alone): each opens its share of
+    /// a destination's connections.
+    pub live_nodes: Arc<AtomicUsize>,
 }
 
 impl WorkerContext {
+    /// This node's share of `limit`, with `live_nodes` nodes sharing it:
+    /// rounded up, and at least one.
+    pub fn share(&self, limit: usize) -> usize {
+        share_of(limit, self.live_nodes.load(Ordering::Relaxed))
+    }
+
     fn report(&self, id: MessageId, results: Vec<AttemptResult>) {
         let _ = self.engine.send(Command::Results(id, results));
     }
+}
+
+/// One of `nodes` nodes' share of `limit`: rounded up (three nodes with a
+/// limit of 20 open at most 7 each, 21 in all), at least one.
+fn share_of(limit: usize, nodes: usize) -> usize {
+    limit.div_ceil(nodes.max(1)).max(1)
 }
 
 /// Whether the engine delivers.
@@ -188,9 +213,11 @@ pub fn start_with(
 ) -> (EngineHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut metrics = EngineMetrics::new();
+    let live_nodes = Arc::new(AtomicUsize::new(1));
     let handle = EngineHandle {
         tx: tx.clone(),
         size: metrics.size(),
+        live_nodes: Arc::clone(&live_nodes),
     };
     let policy = RetryPolicy {
         initial: config.delivery.retry_initial,
@@ -217,6 +244,7 @@ pub fn start_with(
             spool,
             resolver,
             engine: tx,
+            live_nodes,
         }),
         handle: handle.clone(),
         scheduler,
@@ -495,5 +523,19 @@ impl Engine {
         }
         // Destinations whose workers have all ended and that hold no work.
         self.destinations.retain(|_, dest| !dest.is_idle());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_of;
+
+    #[test]
+    fn live_nodes_split_a_destination_s_connections() {
+        assert_eq!(share_of(20, 1), 20);
+        assert_eq!(share_of(20, 2), 10);
+        assert_eq!(share_of(20, 3), 7, "rounded up");
+        assert_eq!(share_of(2, 5), 1, "never below one");
+        assert_eq!(share_of(20, 0), 20, "no heartbeat read yet: alone");
     }
 }
