@@ -173,32 +173,27 @@ async fn two_nodes_on_one_database_are_one_platform() {
     assert_eq!(ids, [id.as_str()]);
 
     // The API key made on node 1 sends through node 2's API.
-    let sent = send_message(
-        &two,
-        &key,
-        json!({"from": "orders@shop.test", "to": ["r2@dest.test"], "subject": "api", "text": "hi"}),
-    )
-    .await;
-    let api_id = sent.body["id"].as_str().expect("id").to_owned();
+    let api_id = send_via(&two, &key, "r2@dest.test").await;
     wait_event(&one, &key, &api_id, "delivered").await;
 
     // A suppression added on node 1 stops delivery on node 2.
     one.cli(&["suppression", "add", "acme", "blocked@dest.test"])
         .await;
     let suppressed = within_seconds("node 2 suppresses blocked@dest.test", || async {
-        let sent = send_message(
-            &two,
-            &key,
-            json!({"from": "orders@shop.test", "to": ["blocked@dest.test"], "subject": "s", "text": "x"}),
-        )
-        .await;
-        let id = sent.body["id"].as_str().expect("id").to_owned();
+        let id = send_via(&two, &key, "blocked@dest.test").await;
         wait_event(&two, &key, &id, "received").await;
         // Either the suppression was seen (suppressed) or not yet (queued
         // for delivery): wait for the one or the other.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let now = curl(&two, "GET", &format!("/api/v1/messages/{id}"), Some(&key), None).await;
+            let now = curl(
+                &two,
+                "GET",
+                &format!("/api/v1/messages/{id}"),
+                Some(&key),
+                None,
+            )
+            .await;
             let kinds: Vec<&str> = now.body["events"]
                 .as_array()
                 .map(|events| events.iter().filter_map(|e| e["type"].as_str()).collect())
@@ -268,7 +263,7 @@ async fn send_via(server: &Server, key: &str, to: &str) -> String {
     let sent = send_message(
         server,
         key,
-        json!({"from": "orders@shop.test", "to": [to], "subject": "hook", "text": "hi"}),
+        json!({"from": "orders@shop.test", "to": [to], "subject": "cluster", "text": "hi"}),
     )
     .await;
     sent.body["id"].as_str().expect("id").to_owned()

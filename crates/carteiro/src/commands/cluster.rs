@@ -2,38 +2,40 @@
 //! heartbeats (`cluster_nodes`).
 
 use crate::cli::ClusterCommand;
+use anyhow::bail;
 use carteiro_config::Config;
-use carteiro_store::NodeStatus;
+use carteiro_store::{NodeStatus, Store};
 
 pub async fn run(cmd: ClusterCommand, config: &Config) -> anyhow::Result<()> {
     let store = super::open_store(config).await?;
-    let result = match cmd {
+    let result = execute(&store, cmd).await;
+    store.close().await;
+    result
+}
+
+async fn execute(store: &Store, cmd: ClusterCommand) -> anyhow::Result<()> {
+    match cmd {
         ClusterCommand::Status { json } => {
             let now = i64::try_from(carteiro_mail::clock::now_millis()).unwrap_or(i64::MAX);
-            store.cluster_nodes().await.map(|nodes| {
-                if json {
-                    let rows: Vec<serde_json::Value> =
-                        nodes.iter().map(|node| node_json(node, now)).collect();
-                    let out = serde_json::json!({
-                        "backend": store.backend().as_str(),
-                        "nodes": rows,
-                    });
-                    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-                } else {
-                    print_table(&nodes, now, store.backend().as_str());
-                }
-            })
-        }
-        ClusterCommand::Forget { node } => store.forget_node(&node).await.map(|found| {
-            if found {
-                println!("node {node} forgotten");
+            let nodes = store.cluster_nodes().await?;
+            let backend = store.backend().as_str();
+            if json {
+                let rows: Vec<serde_json::Value> =
+                    nodes.iter().map(|node| node_json(node, now)).collect();
+                let out = serde_json::json!({ "backend": backend, "nodes": rows });
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             } else {
-                println!("no node {node}");
+                print_table(&nodes, now, backend);
             }
-        }),
-    };
-    store.close().await;
-    Ok(result?)
+        }
+        ClusterCommand::Forget { node } => {
+            if !store.forget_node(&node).await? {
+                bail!("no node {node}");
+            }
+            println!("node {node} forgotten");
+        }
+    }
+    Ok(())
 }
 
 /// `live`, `stopped` (shut down cleanly) or `silent` (no heartbeat lately:
@@ -86,13 +88,10 @@ fn print_table(nodes: &[NodeStatus], now: i64, backend: &str) {
     }
 }
 
-/// Unix milliseconds as an RFC 3339 UTC time (seconds).
+/// A stored time as RFC 3339 (the number itself if it is not a time).
 fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+    u64::try_from(ms)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(super::rfc3339_millis)
         .unwrap_or_else(|| ms.to_string())
 }

@@ -35,3 +35,15 @@ pub async fn store_of(config: &Config, data: &DataDir) -> anyhow::Result<Store> 
             .with_context(|| format!("cannot open the store at {}", data.database().display()))
     }
 }
+
+/// Unix milliseconds as an RFC 3339 UTC time to the second, as the CLI's
+/// tables and JSON show times.
+pub fn rfc3339_millis(millis: u64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| t.replace_nanosecond(0).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+}

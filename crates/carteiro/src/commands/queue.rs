@@ -15,8 +15,6 @@ use carteiro_service::{Recorder, StoreEvents, Suppressions};
 use carteiro_spool::SpoolError;
 use carteiro_store::EventWriter;
 use std::sync::Arc;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 pub async fn run(cmd: QueueCommand, config: &Config) -> anyhow::Result<()> {
     let data = DataDir::new(config);
@@ -147,9 +145,7 @@ async fn offline(data: &DataDir, config: &Config, request: &Request) -> anyhow::
 
 fn time_text(millis: Option<u64>) -> String {
     millis
-        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok())
-        .and_then(|t| t.replace_nanosecond(0).ok())
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .and_then(super::rfc3339_millis)
         .unwrap_or_else(|| "-".into())
 }
 
