@@ -11,7 +11,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::client::Client;
 use common::http::{api_key, curl, send_message, wait_event};
+use common::tcp_proxy::TcpProxy;
 use common::webhook_endpoint::Endpoint;
 use common::{Server, Setup, run, swaks};
 use serde_json::{Value, json};
@@ -45,6 +47,41 @@ impl Database {
     }
 }
 
+impl Database {
+    /// The database server's address (host and port of the URL).
+    fn server_addr(&self) -> std::net::SocketAddr {
+        use std::net::ToSocketAddrs;
+        let (_, authority) = self.url_parts();
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host_port = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:5432")
+        };
+        host_port
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .unwrap_or_else(|| panic!("cannot resolve {host_port}"))
+    }
+
+    /// This database's URL with `addr` (a proxy) for host and port.
+    fn url_via(&self, addr: std::net::SocketAddr) -> String {
+        let (scheme, authority) = self.url_parts();
+        let user = authority
+            .rsplit_once('@')
+            .map_or(String::new(), |(user, _)| format!("{user}@"));
+        format!("{scheme}://{user}{addr}/{}", self.name)
+    }
+
+    /// The scheme and the authority (user, host, port) of the server URL.
+    fn url_parts(&self) -> (&str, &str) {
+        let (scheme, rest) = self.server.split_once("://").expect("a URL");
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        (scheme, authority)
+    }
+}
+
 impl Drop for Database {
     fn drop(&mut self) {
         let _ = std::process::Command::new("psql")
@@ -69,15 +106,15 @@ async fn psql(server: &str, sql: &str) {
 /// A node named `name` on `database`, delivering everything to `sink`,
 /// retrying webhooks quickly and letting them reach loopback.
 async fn node(database: &Database, name: &str, sink: &carteiro_testkit::SmtpSink) -> Server {
-    Setup::new()
-        .route(&["*"], sink.addr())
-        .extra(&format!(
-            "[store]\nurl = {:?}\nnode_name = {name:?}\n\n[webhooks]\nretry_initial = \"1s\"\n\
-             retry_max = \"2s\"\ntimeout = \"5s\"\nallow_private_targets = true\n",
-            database.url()
-        ))
-        .start()
-        .await
+    node_setup(&database.url(), name, sink).start().await
+}
+
+/// The set-up of a node on the database at `url`.
+fn node_setup(url: &str, name: &str, sink: &carteiro_testkit::SmtpSink) -> Setup {
+    Setup::new().route(&["*"], sink.addr()).extra(&format!(
+        "[store]\nurl = {url:?}\nnode_name = {name:?}\n\n[webhooks]\nretry_initial = \"1s\"\n\
+         retry_max = \"2s\"\ntimeout = \"5s\"\nallow_private_targets = true\n"
+    ))
 }
 
 /// Sends through `server`'s submission port as `user`; the queue id when the
@@ -375,4 +412,169 @@ async fn one_node_posts_each_event_once_and_another_takes_over_when_it_dies() {
         );
     }
     assert_eq!(events.len(), ids.len() * 2, "{events:#?}");
+}
+
+/// Sends one message over `client` (a relay session from a trusted
+/// address); the queue id when it was acknowledged, else the refusal, which
+/// must be `451 4.3.0`.
+async fn relay_one(client: &mut Client, to: &str) -> Result<String, String> {
+    let body = format!("From: <orders@shop.test>\r\nTo: <{to}>\r\nSubject: outage\r\n\r\nhi\r\n");
+    let outcome = client
+        .send("orders@shop.test", to, &body)
+        .await
+        .expect("the session stays up");
+    if outcome.code == 250 {
+        let id = outcome.text.rsplit(' ').next().expect("queued as ID");
+        return Ok(id.trim().to_owned());
+    }
+    assert!(outcome.text.starts_with("451 4.3.0"), "{outcome:?}");
+    Err(outcome.text)
+}
+
+/// Waits (up to 90 s: the event writer's retries back off) until the
+/// message's timeline, read through `server`, has each of `kinds`.
+async fn wait_timeline(server: &Server, key: &str, id: &str, kinds: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let shown = curl(
+            server,
+            "GET",
+            &format!("/api/v1/messages/{id}"),
+            Some(key),
+            None,
+        )
+        .await;
+        let has = |kind: &str| {
+            shown.body["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["type"] == kind))
+        };
+        if shown.status == 200 && kinds.iter().all(|kind| has(kind)) {
+            return shown.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} lacks one of {kinds:?}: {} {}\n{}",
+            shown.status,
+            shown.body,
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_database_loses_nothing_acknowledged_and_everything_catches_up() {
+    let database = Database::new().await;
+    let proxy = TcpProxy::start(database.server_addr()).await;
+    let sink = common::sink().await;
+    let server = node_setup(&database.url_via(proxy.addr()), "node-1", &sink)
+        .trusted_loopback()
+        .start()
+        .await;
+    let key = api_key(&server, "default").await;
+    let mut client = Client::connect(server.relay).await.expect("connect");
+    let mut acked = Vec::new();
+    for i in 0..3 {
+        acked.push(
+            relay_one(&mut client, &format!("before{i}@dest.test"))
+                .await
+                .expect("250"),
+        );
+    }
+    wait_timeline(&server, &key, &acked[0], &["received", "delivered"]).await;
+
+    // The database goes away: the API says so with a 503, ...
+    proxy.cut();
+    let answer = curl(&server, "GET", "/api/v1/events", Some(&key), None).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(
+        answer.body["error"], "service unavailable",
+        "{}",
+        answer.body
+    );
+    // ... mail is either acknowledged or deferred with 451 4.3.0, ...
+    let mut during = Vec::new();
+    for i in 0..5 {
+        if let Ok(id) = relay_one(&mut client, &format!("during{i}@dest.test")).await {
+            during.push(id);
+        }
+    }
+    // ... and acknowledged mail is still delivered meanwhile.
+    let expected = acked.len() + during.len();
+    sink.wait_for_messages(expected, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", server.log()));
+    acked.extend(during);
+    // The node held the events it could not write, and said so.
+    common::eventually_async("the event writer holds events", || async {
+        server
+            .log()
+            .contains("the store cannot write; holding events")
+            .then_some(())
+    })
+    .await;
+
+    // The database returns: every acknowledged message has its whole
+    // timeline, written by this node.
+    proxy.restore();
+    for id in &acked {
+        let message = wait_timeline(&server, &key, id, &["received", "delivered"]).await;
+        for event in message["events"].as_array().expect("events") {
+            assert_eq!(event["details"]["node"], "node-1", "{event:#}");
+        }
+    }
+    let after = relay_one(&mut client, "after@dest.test")
+        .await
+        .expect("250 after");
+    wait_timeline(&server, &key, &after, &["received", "delivered"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_with_queued_mail_delivers_it_after_its_restart() {
+    let database = Database::new().await;
+    let sink = common::sink().await;
+    // The destination defers everything at first: the mail stays queued.
+    sink.set_data_reply(vec![carteiro_testkit::SinkReply::new(
+        451,
+        "4.3.0 try later",
+    )]);
+    let one = node(&database, "node-1", &sink).await;
+    let mut two = node_setup(&database.url(), "node-2", &sink)
+        .delivery("retry_initial = \"1s\"")
+        .delivery("retry_max = \"2s\"")
+        .start()
+        .await;
+    one.cli(&["account", "add", "acme"]).await;
+    one.cli(&["domain", "add", "acme", "shop.test"]).await;
+    let key = api_key(&one, "acme").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(send_via(&two, &key, &format!("q{i}@dest.test")).await);
+    }
+    for id in &ids {
+        wait_timeline(&one, &key, id, &["received", "deferred"]).await;
+    }
+    assert_eq!(two.queue().await.len(), 3);
+
+    two.carteiro.kill9().await.expect("kill -9");
+    sink.set_data_reply(Vec::new());
+    two.carteiro.restart().await.expect("restart node 2");
+    for id in &ids {
+        // Read through the other node: node 2 took it and delivered it.
+        let message = wait_timeline(&one, &key, id, &["delivered"]).await;
+        for kind in ["received", "delivered"] {
+            let event = message["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .find(|e| e["type"] == kind)
+                .unwrap_or_else(|| panic!("no {kind}: {message:#}"));
+            assert_eq!(event["details"]["node"], "node-2", "{event:#}");
+        }
+    }
+    let delivered = sink.messages().len();
+    assert_eq!(delivered, 3, "each message once");
+    two.wait_queue("an empty queue on node 2", |q| q.is_empty())
+        .await;
 }

@@ -62,7 +62,7 @@ impl<S: Submitter> FromRequestParts<ApiState<S>> for Caller {
                 name: account.name.into(),
             })),
             Ok(None) => Err(failed("unknown_key")),
-            Err(error) => Err(ApiError::internal("checking an api key", error)),
+            Err(error) => Err(ApiError::store("checking an api key", error)),
         }
     }
 }

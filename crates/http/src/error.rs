@@ -62,6 +62,18 @@ impl ApiError {
         ApiError::Internal
     }
 
+    /// A failed store operation: `503` (with `Retry-After`) when the store
+    /// is unreachable for now (PostgreSQL down, SQLite locked), so clients
+    /// retry; otherwise an internal error.
+    pub(crate) fn store(doing: &str, error: carteiro_store::StoreError) -> ApiError {
+        if error.is_transient() {
+            tracing::warn!(%error, "http api: {doing} failed: the store is unreachable");
+            ApiError::Unavailable("the database is unreachable; try again later".to_owned())
+        } else {
+            ApiError::internal(doing, error)
+        }
+    }
+
     /// A refused field.
     pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         ApiError::InvalidField {

@@ -48,7 +48,7 @@ pub(crate) async fn events<S: Submitter>(
         .store
         .events(account.id, since, &kinds, after, limit + 1)
         .await
-        .map_err(|error| ApiError::internal("reading events", error))?;
+        .map_err(|error| ApiError::store("reading events", error))?;
     let next_cursor = if events.len() > limit as usize {
         events.truncate(limit as usize);
         events.last().map(|e| e.id.to_string())

@@ -44,7 +44,7 @@ pub(crate) async fn message<S: Submitter>(
         .store
         .message(account.id, &id.to_string())
         .await
-        .map_err(|error| ApiError::internal("reading a message", error))?
+        .map_err(|error| ApiError::store("reading a message", error))?
         .ok_or(ApiError::MessageNotFound)?;
     Ok(Json(ApiMessage::with_events(&record)))
 }
@@ -65,7 +65,7 @@ pub(crate) async fn search<S: Submitter>(
         .store
         .search_messages(account.id, &filter, limit + 1, cursor.as_deref())
         .await
-        .map_err(|error| ApiError::internal("searching messages", error))?;
+        .map_err(|error| ApiError::store("searching messages", error))?;
     let next_cursor = if messages.len() > limit as usize {
         messages.truncate(limit as usize);
         messages.last().map(|m| m.id.clone())

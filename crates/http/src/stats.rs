@@ -54,7 +54,7 @@ pub(crate) async fn stats<S: Submitter>(
         .store
         .stats(account.id, &overall)
         .await
-        .map_err(|error| ApiError::internal("reading statistics", error))?;
+        .map_err(|error| ApiError::store("reading statistics", error))?;
     let (intervals, totals) = series(&request, rows.iter());
     let mut answer = json!({
         "by": request.by_name(),
@@ -68,7 +68,7 @@ pub(crate) async fn stats<S: Submitter>(
             .store
             .stats(account.id, &request.filter)
             .await
-            .map_err(|error| ApiError::internal("reading statistics", error))?;
+            .map_err(|error| ApiError::store("reading statistics", error))?;
         let (groups, truncated) = groups(&request, &rows);
         answer["group"] = json!(group.as_str());
         answer["groups"] = Value::Array(groups);

@@ -94,7 +94,7 @@ pub(crate) async fn list<S: Submitter>(
         .store
         .list_suppressions(account.id, reason, params.get("cursor"), limit + 1)
         .await
-        .map_err(|error| ApiError::internal("listing suppressions", error))?;
+        .map_err(|error| ApiError::store("listing suppressions", error))?;
     let next_cursor = if entries.len() > limit as usize {
         entries.truncate(limit as usize);
         entries.last().map(|e| e.address.clone())
@@ -120,7 +120,7 @@ pub(crate) async fn one<S: Submitter>(
         .store
         .suppression(account.id, &address)
         .await
-        .map_err(|error| ApiError::internal("reading a suppression", error))?
+        .map_err(|error| ApiError::store("reading a suppression", error))?
         .ok_or(ApiError::SuppressionNotFound)?;
     Ok(Json(ApiSuppression::from(&entry)))
 }
@@ -138,7 +138,7 @@ pub(crate) async fn remove<S: Submitter>(
         .store
         .remove_suppression(account.id, &address, ACTOR)
         .await
-        .map_err(|error| ApiError::internal("removing a suppression", error))?;
+        .map_err(|error| ApiError::store("removing a suppression", error))?;
     if !removed {
         return Err(ApiError::SuppressionNotFound);
     }
@@ -174,13 +174,13 @@ pub(crate) async fn add<S: Submitter>(
                     "address",
                     "not a valid address: use local@domain, at most 254 bytes",
                 ),
-                error => ApiError::internal("adding a suppression", error),
+                error => ApiError::store("adding a suppression", error),
             })?;
         let entry = state
             .store
             .suppression(account.id, request.address)
             .await
-            .map_err(|error| ApiError::internal("reading a suppression", error))?;
+            .map_err(|error| ApiError::store("reading a suppression", error))?;
         if let Some(entry) = entry {
             let status = if added {
                 StatusCode::CREATED

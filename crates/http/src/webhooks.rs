@@ -110,7 +110,7 @@ async fn shown<S: Submitter>(
             BACKLOG_CAP,
         )
         .await
-        .map_err(|error| ApiError::internal("counting a webhook backlog", error))?;
+        .map_err(|error| ApiError::store("counting a webhook backlog", error))?;
     Ok(ApiWebhook::new(hook, backlog))
 }
 
@@ -119,7 +119,7 @@ async fn newest_event<S: Submitter>(state: &ApiState<S>) -> Result<i64, ApiError
         .store
         .newest_event_id()
         .await
-        .map_err(|error| ApiError::internal("reading the newest event", error))
+        .map_err(|error| ApiError::store("reading the newest event", error))
 }
 
 /// `GET /api/v1/webhooks`: `{"webhooks": [...]}`, oldest first.
@@ -131,7 +131,7 @@ pub(crate) async fn list<S: Submitter>(
         .store
         .webhooks(account.id)
         .await
-        .map_err(|error| ApiError::internal("listing webhooks", error))?;
+        .map_err(|error| ApiError::store("listing webhooks", error))?;
     let newest = newest_event(&state).await?;
     let mut shown_hooks = Vec::with_capacity(hooks.len());
     for hook in &hooks {
@@ -158,7 +158,7 @@ pub(crate) async fn one<S: Submitter>(
         .store
         .webhook(account.id, id)
         .await
-        .map_err(|error| ApiError::internal("reading a webhook", error))?
+        .map_err(|error| ApiError::store("reading a webhook", error))?
         .ok_or(ApiError::WebhookNotFound)?;
     let newest = newest_event(&state).await?;
     Ok(Json(shown(&state, &hook, newest).await?))
@@ -176,7 +176,7 @@ pub(crate) async fn remove<S: Submitter>(
         .store
         .delete_webhook(account.id, id)
         .await
-        .map_err(|error| ApiError::internal("deleting a webhook", error))?;
+        .map_err(|error| ApiError::store("deleting a webhook", error))?;
     if !deleted {
         return Err(ApiError::WebhookNotFound);
     }
@@ -199,14 +199,14 @@ pub(crate) async fn remove_matching<S: Submitter>(
         .store
         .webhooks(account.id)
         .await
-        .map_err(|error| ApiError::internal("listing webhooks", error))?;
+        .map_err(|error| ApiError::store("listing webhooks", error))?;
     let mut deleted = Vec::new();
     for hook in hooks.iter().filter(|hook| target.matches(hook)) {
         let gone = state
             .store
             .delete_webhook(account.id, hook.id)
             .await
-            .map_err(|error| ApiError::internal("deleting a webhook", error))?;
+            .map_err(|error| ApiError::store("deleting a webhook", error))?;
         if gone {
             deleted.push(hook.id);
         }
@@ -285,7 +285,7 @@ pub(crate) async fn add<S: Submitter>(
         .store
         .webhooks(account.id)
         .await
-        .map_err(|error| ApiError::internal("listing webhooks", error))?;
+        .map_err(|error| ApiError::store("listing webhooks", error))?;
     if existing.len() >= MAX_WEBHOOKS {
         return Err(ApiError::field(
             "url",
@@ -302,7 +302,7 @@ pub(crate) async fn add<S: Submitter>(
         .store
         .create_webhook(account.id, request.url, &request.events)
         .await
-        .map_err(|error| ApiError::internal("creating a webhook", error))?;
+        .map_err(|error| ApiError::store("creating a webhook", error))?;
     let mut shown = ApiWebhook::new(&hook, 0);
     shown.secret = Some(hook.secret.clone());
     Ok((StatusCode::CREATED, Json(shown)))

@@ -10,6 +10,7 @@ pub mod client;
 pub mod dkim;
 pub mod http;
 pub mod python;
+pub mod tcp_proxy;
 pub mod webhook_endpoint;
 
 use carteiro_testkit::{Carteiro, SmtpSink, free_port};

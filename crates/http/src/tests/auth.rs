@@ -186,3 +186,27 @@ async fn a_right_key_does_not_clear_the_count() {
         "too many failed authentications",
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_store_is_503_with_retry_after_not_a_wrong_key() {
+    let h = Harness::new().await;
+    // What a node sees when its database is gone: every query fails with a
+    // transient error.
+    h.store.close().await;
+    for uri in ["/api/v1/events", "/api/v1/messages"] {
+        let answer = h.get(uri).await;
+        assert_error(
+            &answer,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service unavailable",
+        );
+        assert_eq!(
+            answer
+                .headers
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"60"[..]),
+            "{uri}"
+        );
+    }
+}
