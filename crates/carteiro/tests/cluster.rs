@@ -487,7 +487,7 @@ async fn losing_the_database_loses_nothing_acknowledged_and_everything_catches_u
     // The database goes away: the API says so with a 503, ...
     proxy.cut();
     let answer = curl(&server, "GET", "/api/v1/events", Some(&key), None).await;
-    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.status, 503, "{}\n{}", answer.body, server.log());
     assert_eq!(
         answer.body["error"], "service unavailable",
         "{}",

@@ -162,7 +162,12 @@ fn is_transient(error: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
+        | sqlx::Error::WorkerCrashed
+        // A connection cut mid-exchange (a server or proxy going away during
+        // the start-up or TLS negotiation) reads as a protocol error: the
+        // next connection may well work, and treating it as permanent would
+        // drop the event writer's batch.
+        | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => {
             if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 return is_transient_sqlstate(pg.code());
@@ -202,5 +207,12 @@ mod tests {
         for code in ["23505", "23503", "42601", "42P01", "22001"] {
             assert!(!is_transient_sqlstate(code), "{code}");
         }
+    }
+
+    #[test]
+    fn a_connection_cut_during_start_up_is_transient() {
+        let cut = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        assert!(StoreError::Database(cut).is_transient());
+        assert!(!StoreError::InvalidName("Bad Name".into()).is_transient());
     }
 }
