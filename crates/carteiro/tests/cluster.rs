@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::client::Client;
-use common::http::{api_key, curl, send_message, wait_event};
+use common::http::{api_key, curl, send_message, wait_event, wait_event_within};
 use common::tcp_proxy::TcpProxy;
 use common::webhook_endpoint::Endpoint;
 use common::{Server, Setup, run, swaks};
@@ -183,15 +183,7 @@ async fn two_nodes_on_one_database_are_one_platform() {
     let message = wait_event(&one, &key, &id, "delivered").await;
     assert_eq!(message["subject"], "cluster");
     // Its timeline says which node took it and which delivered it.
-    for kind in ["received", "delivered"] {
-        let event = message["events"]
-            .as_array()
-            .expect("events")
-            .iter()
-            .find(|e| e["type"] == kind)
-            .unwrap_or_else(|| panic!("no {kind}: {message:#}"));
-        assert_eq!(event["details"]["node"], "node-2", "{event:#}");
-    }
+    assert_node(&message, &["received", "delivered"], "node-2");
     let found = curl(
         &one,
         "GET",
@@ -435,31 +427,24 @@ async fn relay_one(client: &mut Client, to: &str) -> Result<String, String> {
 /// message's timeline, read through `server`, has each of `kinds`.
 async fn wait_timeline(server: &Server, key: &str, id: &str, kinds: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let shown = curl(
-            server,
-            "GET",
-            &format!("/api/v1/messages/{id}"),
-            Some(key),
-            None,
-        )
-        .await;
-        let has = |kind: &str| {
-            shown.body["events"]
-                .as_array()
-                .is_some_and(|events| events.iter().any(|e| e["type"] == kind))
-        };
-        if shown.status == 200 && kinds.iter().all(|kind| has(kind)) {
-            return shown.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} lacks one of {kinds:?}: {} {}\n{}",
-            shown.status,
-            shown.body,
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut message = Value::Null;
+    for kind in kinds {
+        let left = deadline.saturating_duration_since(Instant::now());
+        message = wait_event_within(server, key, id, kind, left).await;
+    }
+    message
+}
+
+/// Asserts that the `kinds` events of `message` name `node`.
+fn assert_node(message: &Value, kinds: &[&str], node: &str) {
+    for kind in kinds {
+        let event = message["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .find(|e| e["type"] == *kind)
+            .unwrap_or_else(|| panic!("no {kind}: {message:#}"));
+        assert_eq!(event["details"]["node"], node, "{event:#}");
     }
 }
 
@@ -563,15 +548,7 @@ async fn a_node_killed_with_queued_mail_delivers_it_after_its_restart() {
     for id in &ids {
         // Read through the other node: node 2 took it and delivered it.
         let message = wait_timeline(&one, &key, id, &["delivered"]).await;
-        for kind in ["received", "delivered"] {
-            let event = message["events"]
-                .as_array()
-                .expect("events")
-                .iter()
-                .find(|e| e["type"] == kind)
-                .unwrap_or_else(|| panic!("no {kind}: {message:#}"));
-            assert_eq!(event["details"]["node"], "node-2", "{event:#}");
-        }
+        assert_node(&message, &["received", "delivered"], "node-2");
     }
     let delivered = sink.messages().len();
     assert_eq!(delivered, 3, "each message once");

@@ -73,8 +73,23 @@ pub async fn api_key(server: &Server, account: &str) -> String {
 /// Polls GET /api/v1/messages/{id} until an event of `kind` shows up;
 /// returns the message.
 pub async fn wait_event(server: &Server, key: &str, id: &str, kind: &str) -> Value {
-    wait_message_events(server, key, id, kind, 1).await
+    wait_message_events(server, key, id, kind, 1, EVENT_WAIT).await
 }
+
+/// Like [`wait_event`], waiting up to `within` (for what comes only after
+/// the store's retries back off).
+pub async fn wait_event_within(
+    server: &Server,
+    key: &str,
+    id: &str,
+    kind: &str,
+    within: Duration,
+) -> Value {
+    wait_message_events(server, key, id, kind, 1, within).await
+}
+
+/// How long an event may take to show up in the API.
+const EVENT_WAIT: Duration = Duration::from_secs(20);
 
 /// Polls the message's record until it has `count` events of `kind`;
 /// returns those events.
@@ -86,7 +101,7 @@ pub async fn wait_events(
     count: usize,
 ) -> Vec<Value> {
     events_of(
-        &wait_message_events(server, key, id, kind, count).await,
+        &wait_message_events(server, key, id, kind, count, EVENT_WAIT).await,
         kind,
     )
 }
@@ -110,8 +125,9 @@ async fn wait_message_events(
     id: &str,
     kind: &str,
     count: usize,
+    within: Duration,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + within;
     loop {
         let answer = curl(
             server,

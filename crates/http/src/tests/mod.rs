@@ -335,6 +335,24 @@ pub(crate) fn valid_request() -> Value {
 }
 
 /// Asserts an error answer: status, `error`, and the field named in `detail`.
+/// Asserts a `503` that asks the client to retry in 60 s.
+pub(crate) fn assert_unavailable(answer: &Answer) {
+    assert_error(
+        answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service unavailable",
+    );
+    assert_eq!(
+        answer
+            .headers
+            .get(axum::http::header::RETRY_AFTER)
+            .map(|v| v.as_bytes()),
+        Some(&b"60"[..]),
+        "{}",
+        answer.json
+    );
+}
+
 pub(crate) fn assert_error(answer: &Answer, status: StatusCode, error: &str) {
     assert_eq!(answer.status, status, "{}", answer.json);
     assert_eq!(answer.json["error"], error, "{}", answer.json);

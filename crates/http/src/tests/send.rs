@@ -1,11 +1,11 @@
 //! `POST /api/v1/messages`: what is accepted, what the submitter receives,
 //! and every refusal.
 
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use mail_parser::MessageParser;
 use serde_json::{Value, json};
 
-use super::{Harness, MAX_MESSAGE_SIZE, Mode, assert_error, valid_request};
+use super::{Harness, MAX_MESSAGE_SIZE, Mode, assert_error, assert_unavailable, valid_request};
 
 #[tokio::test]
 async fn a_valid_message_is_accepted_composed_and_submitted() {
@@ -279,18 +279,7 @@ async fn submitter_refusals_are_passed_on() {
 
     h.submitter.set_mode(Mode::Unavailable);
     let answer = h.post(&valid_request()).await;
-    assert_error(
-        &answer,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "service unavailable",
-    );
-    assert_eq!(
-        answer
-            .headers
-            .get(header::RETRY_AFTER)
-            .map(|v| v.as_bytes()),
-        Some(&b"60"[..])
-    );
+    assert_unavailable(&answer);
 
     h.submitter.set_mode(Mode::Fail);
     let answer = h.post(&valid_request()).await;
