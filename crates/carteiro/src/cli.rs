@@ -59,6 +59,33 @@ pub enum Command {
     /// The nodes sharing the store
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// People who sign in to the web dashboard
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a dashboard user; prints a generated password when none is given
+    Add {
+        email: String,
+        /// admin: every account and the users; member: manages its account;
+        /// viewer: reads its account
+        #[arg(long, value_parser = ["admin", "member", "viewer"])]
+        role: String,
+        /// The user's account (required for member and viewer)
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List dashboard users: email, role, account, created
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a dashboard user and end their sessions
+    Remove { email: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -67,6 +67,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = layout::load_config(cli.config.as_deref())?;
             commands::account::run(cmd, &config).await
         }
+        Command::User(cmd) => {
+            let config = layout::load_config(cli.config.as_deref())?;
+            commands::user::run(cmd, &config).await
+        }
         Command::Credential(cmd) => {
             let config = layout::load_config(cli.config.as_deref())?;
             commands::credential::run(cmd, &config).await

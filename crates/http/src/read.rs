@@ -17,11 +17,13 @@ use crate::submit::Submitter;
 use crate::wire::ApiMessage;
 
 /// The parameters of the message search.
-const SEARCH_PARAMETERS: [&str; 8] = [
+pub(crate) const SEARCH_PARAMETERS: [&str; 10] = [
     "recipient",
     "sender",
     "status",
     "tag",
+    "subject",
+    "message_id",
     "since",
     "until",
     "limit",
@@ -49,7 +51,7 @@ pub(crate) async fn message<S: Submitter>(
     Ok(Json(ApiMessage::with_events(&record)))
 }
 
-/// `GET /api/v1/messages?recipient=&sender=&status=&tag=&since=&until=&limit=&cursor=`:
+/// `GET /api/v1/messages?recipient=&sender=&status=&tag=&subject=&message_id=&since=&until=&limit=&cursor=`:
 /// `{"messages": [...], "next_cursor": "<id>" | null}`.
 pub(crate) async fn search<S: Submitter>(
     State(state): State<ApiState<S>>,
@@ -79,7 +81,9 @@ pub(crate) async fn search<S: Submitter>(
 }
 
 /// The store's filter, the page size and the cursor (a message id) of a search.
-fn search_request(params: &Params) -> Result<(MessageFilter, u32, Option<String>), ApiError> {
+pub(crate) fn search_request(
+    params: &Params,
+) -> Result<(MessageFilter, u32, Option<String>), ApiError> {
     let status = params.get("status").map(str::to_owned);
     if let Some(status) = &status
         && !RECIPIENT_STATES.contains(&status.as_str())
@@ -94,6 +98,8 @@ fn search_request(params: &Params) -> Result<(MessageFilter, u32, Option<String>
         sender: params.get("sender").map(str::to_owned),
         status,
         tag: params.get("tag").map(str::to_owned),
+        subject: params.get("subject").map(str::to_owned),
+        header_message_id: params.get("message_id").map(str::to_owned),
         since_ms: params
             .get("since")
             .map(|v| parse_time("since", v))

@@ -115,8 +115,9 @@ fn looks_like_key(secret: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric())
 }
 
-/// The stored form of a key: lowercase hex SHA-256.
-fn hash_key(secret: &str) -> String {
+/// The stored form of a key (and of a dashboard session token): lowercase
+/// hex SHA-256.
+pub(crate) fn hash_key(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

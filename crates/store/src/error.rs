@@ -24,6 +24,12 @@ pub enum StoreError {
     /// The SMTP username is taken (by this or another account).
     #[error("username {0:?} is already taken")]
     CredentialExists(String),
+    /// A dashboard user with this email exists.
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    /// A dashboard member or viewer was given no account.
+    #[error("a {0} needs an account (--account)")]
+    AccountRequired(&'static str),
     /// The password is shorter than [`MIN_PASSWORD_CHARS`](crate::MIN_PASSWORD_CHARS).
     #[error("password too short: use at least 8 characters")]
     WeakPassword,

@@ -49,6 +49,7 @@ mod stats;
 mod store;
 mod suppressions;
 mod tracking;
+mod ui_users;
 mod webhooks;
 
 pub use accounts::Account;
@@ -76,6 +77,7 @@ pub use suppressions::{
     MAX_SUPPRESSIONS_PAGE, Suppression, SuppressionChange, SuppressionReason, suppression_address,
 };
 pub use tracking::Engagement;
+pub use ui_users::{Role, UiSession, User};
 pub use webhooks::{
     MAX_WEBHOOK_BATCH, WEBHOOK_FAILING_AFTER, Webhook, WebhookEvent, WebhookStatus, event_id_floor,
 };

@@ -159,6 +159,12 @@ pub struct MessageFilter {
     pub status: Option<String>,
     /// A tag (exact).
     pub tag: Option<String>,
+    /// Text the Subject holds (case-insensitive for ASCII). Not indexed: the
+    /// scan runs newest first through the account's messages (narrowed by the
+    /// other filters) until a page is full.
+    pub subject: Option<String>,
+    /// The Message-ID header, with or without its angle brackets.
+    pub header_message_id: Option<String>,
     /// Accepted at or after this time, unix milliseconds.
     pub since_ms: Option<i64>,
     /// Accepted before this time, unix milliseconds.
@@ -462,6 +468,21 @@ struct Search {
 
 /// Builds the search query. `$1`.. number the values in `binds`; the account
 /// id comes after them, and every table of the query is constrained by it.
+/// A `LIKE` pattern matching any text that contains `text`, with `%`, `_`
+/// and the escape character itself escaped.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 fn build_search(filter: &MessageFilter, before: Option<&str>, limit: u32) -> Search {
     let mut binds: Vec<Bind> = Vec::new();
     let mut bind = |value: Bind| {
@@ -515,6 +536,19 @@ fn build_search(filter: &MessageFilter, before: Option<&str>, limit: u32) -> Sea
     if let Some(sender) = &filter.sender {
         let p = bind(Bind::Text(sender.to_ascii_lowercase()));
         clauses.push(format!("lower(m.sender) = {p}"));
+    }
+    if let Some(subject) = &filter.subject {
+        let p = bind(Bind::Text(like_pattern(&subject.to_ascii_lowercase())));
+        clauses.push(format!("lower(m.subject) LIKE {p} ESCAPE '\\'"));
+    }
+    if let Some(header_id) = &filter.header_message_id {
+        let bare = header_id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>');
+        let p = bind(Bind::Text(bare.to_owned()));
+        let q = bind(Bind::Text(format!("<{bare}>")));
+        clauses.push(format!("m.header_message_id IN ({p}, {q})"));
     }
     if let Some(status) = &filter.status {
         let p = bind(Bind::Text(status.clone()));

@@ -43,7 +43,18 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZS1kdW1teS1zYWx0$Wp
 /// If the operating system cannot provide random bytes, which leaves nothing
 /// safe to do (the same contract as `rand::rng()`).
 pub fn generate_password() -> String {
-    let mut bytes = [0u8; GENERATED_LEN];
+    random_token::<GENERATED_LEN>()
+}
+
+/// Returns `N` random characters of `A-Z a-z 0-9 - _` (six bits each), drawn
+/// from the operating system's random number generator: passwords, session
+/// and form tokens.
+///
+/// # Panics
+///
+/// As [`generate_password`].
+pub(crate) fn random_token<const N: usize>() -> String {
+    let mut bytes = [0u8; N];
     #[allow(clippy::expect_used)] // documented above: no secret can be made without it
     OsRng
         .try_fill_bytes(&mut bytes)

@@ -9,6 +9,7 @@ pub mod credential;
 pub mod domain;
 pub mod queue;
 pub mod suppression;
+pub mod user;
 
 use crate::layout::DataDir;
 use anyhow::Context;

@@ -466,3 +466,47 @@ async fn searches_use_indexes() {
          SEARCH r USING PRIMARY KEY (account_id=? AND message_id=? AND idx=?)"
     );
 }
+
+#[tokio::test]
+async fn finds_messages_by_subject_text_and_by_message_id_header() {
+    let (_dir, store) = temp_store().await;
+    let acme = store.create_account("acme").await.expect("account");
+    let subjects = ["Your order 100% shipped", "Invoice_2026", "Welcome aboard"];
+    let mut messages = Vec::new();
+    for (n, subject) in subjects.iter().enumerate() {
+        let id = message_id(T0 + n as i64, 1);
+        let mut message = new_message(acme.id, &id, T0 + n as i64, &["a@x.test"], &[]);
+        message.subject = Some((*subject).to_owned());
+        messages.push(message);
+    }
+    record(&store, &messages, &[]).await;
+    let search = async |filter: MessageFilter| all_pages(&store, acme.id, &filter, 10).await;
+    let subject = |text: &str| MessageFilter {
+        subject: Some(text.to_owned()),
+        ..MessageFilter::default()
+    };
+    assert_eq!(search(subject("ORDER")).await, [messages[0].id.clone()]);
+    assert_eq!(
+        search(subject("100%")).await,
+        [messages[0].id.clone()],
+        "% is literal"
+    );
+    assert!(search(subject("1000")).await.is_empty());
+    assert_eq!(
+        search(subject("e_2")).await,
+        [messages[1].id.clone()],
+        "_ is literal"
+    );
+    assert!(search(subject("ce-2")).await.is_empty());
+    assert_eq!(search(subject("o")).await.len(), 3);
+
+    let header = |text: &str| MessageFilter {
+        header_message_id: Some(text.to_owned()),
+        ..MessageFilter::default()
+    };
+    let wanted = messages[2].header_message_id.clone().expect("header id");
+    assert_eq!(search(header(&wanted)).await, [messages[2].id.clone()]);
+    let bare = wanted.trim_matches(['<', '>']).to_owned();
+    assert_eq!(search(header(&bare)).await, [messages[2].id.clone()]);
+    assert!(search(header("nothing@example.com")).await.is_empty());
+}
