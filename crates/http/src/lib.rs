@@ -40,6 +40,7 @@ mod submit;
 mod suppressions;
 mod throttle;
 mod tracking;
+mod ui;
 mod unsubscribe;
 mod webhooks;
 mod wire;
@@ -144,6 +145,7 @@ pub fn router<S: Submitter>(state: ApiState<S>) -> Router {
                 .post(unsubscribe::one_click::<S>)
                 .layer(DefaultBodyLimit::max(unsubscribe::BODY_LIMIT)),
         )
+        .merge(ui::routes::<S>(&state.config).layer(DefaultBodyLimit::max(ui::FORM_LIMIT)))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

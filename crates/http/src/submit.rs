@@ -113,6 +113,13 @@ pub trait Submitter: Send + Sync + 'static {
         user_agent: Option<&str>,
     ) -> impl Future<Output = Option<String>> + Send;
 
+    /// The suppression lists changed in the store through this API or the
+    /// dashboard: apply the change now, so the next send already sees it
+    /// (other processes' changes arrive by polling).
+    fn suppressions_changed(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// The target URL of click-tracking `token` without recording anything
     /// (a `HEAD` from a link checker is not a click); `None` as for
     /// [`clicked`](Submitter::clicked).

@@ -142,6 +142,7 @@ pub(crate) async fn remove<S: Submitter>(
     if !removed {
         return Err(ApiError::SuppressionNotFound);
     }
+    state.submitter.suppressions_changed().await;
     Ok(Json(json!({"removed": true})))
 }
 
@@ -182,6 +183,9 @@ pub(crate) async fn add<S: Submitter>(
             .await
             .map_err(|error| ApiError::store("reading a suppression", error))?;
         if let Some(entry) = entry {
+            if added {
+                state.submitter.suppressions_changed().await;
+            }
             let status = if added {
                 StatusCode::CREATED
             } else {

@@ -1,4 +1,5 @@
-//! Wrong API keys counted per client IP: after `http.auth_max_failures`
+//! Failures counted per key: wrong API keys per client IP, and dashboard
+//! logins per IP and per email. For API keys: after `http.auth_max_failures`
 //! within `http.auth_failure_window` (from the IP's first failure) every
 //! request of the IP that needs a key is answered `429` before its key is
 //! looked at, until the window ends. A right key does not clear the count:
@@ -9,6 +10,7 @@
 //! are dropped, then the oldest.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -16,11 +18,32 @@ use std::time::{Duration, Instant};
 /// The most client addresses remembered.
 pub(crate) const MAX_ENTRIES: usize = 10_000;
 
-/// Failed API keys per client address.
-pub(crate) struct KeyThrottle {
+/// Failures per key (a client address, an email).
+pub(crate) struct Throttle<K> {
     max_failures: u32,
     window: Duration,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<HashMap<K, (u32, Instant)>>,
+}
+
+/// Failed API keys (and dashboard logins) per client address.
+pub(crate) type KeyThrottle = Throttle<IpAddr>;
+
+/// What a throttle counts by: the key itself, or the group it is in.
+pub(crate) trait ThrottleKey: Eq + Hash + Clone {
+    /// The key failures are counted under.
+    fn bucket(self) -> Self;
+}
+
+impl ThrottleKey for IpAddr {
+    fn bucket(self) -> IpAddr {
+        ip_bucket(self)
+    }
+}
+
+impl ThrottleKey for String {
+    fn bucket(self) -> String {
+        self
+    }
 }
 
 /// What a failure did to the address's count.
@@ -31,22 +54,22 @@ pub(crate) struct Failure {
     pub(crate) now_blocked: bool,
 }
 
-impl KeyThrottle {
-    pub(crate) fn new(max_failures: u32, window: Duration) -> KeyThrottle {
-        KeyThrottle {
+impl<K: ThrottleKey> Throttle<K> {
+    pub(crate) fn new(max_failures: u32, window: Duration) -> Throttle<K> {
+        Throttle {
             max_failures: max_failures.max(1),
             window,
             failures: Mutex::default(),
         }
     }
 
-    fn failures(&self) -> MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
+    fn failures(&self) -> MutexGuard<'_, HashMap<K, (u32, Instant)>> {
         self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Err(time left)` while `ip` has used up its attempts.
-    pub(crate) fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        match self.failures().get(&key(ip)) {
+    /// `Err(time left)` while `key` has used up its attempts.
+    pub(crate) fn check(&self, key: K, now: Instant) -> Result<(), Duration> {
+        match self.failures().get(&key.bucket()) {
             Some(&(count, since)) if count >= self.max_failures => {
                 let ends = since + self.window;
                 if now < ends { Err(ends - now) } else { Ok(()) }
@@ -55,15 +78,15 @@ impl KeyThrottle {
         }
     }
 
-    /// Counts a wrong key from `ip`.
-    pub(crate) fn record_failure(&self, ip: IpAddr, now: Instant) -> Failure {
+    /// Counts a failure of `key`.
+    pub(crate) fn record_failure(&self, key: K, now: Instant) -> Failure {
         let mut map = self.failures();
-        let key = key(ip);
+        let key = key.bucket();
         if !map.contains_key(&key) && map.len() >= MAX_ENTRIES {
             let window = self.window;
             map.retain(|_, (_, since)| now.saturating_duration_since(*since) < window);
             if map.len() >= MAX_ENTRIES
-                && let Some(oldest) = map.iter().min_by_key(|(_, v)| v.1).map(|(&k, _)| k)
+                && let Some(oldest) = map.iter().min_by_key(|(_, v)| v.1).map(|(k, _)| k.clone())
             {
                 map.remove(&oldest);
             }
@@ -86,7 +109,7 @@ impl KeyThrottle {
 }
 
 /// IPv4 (and IPv4-mapped) addresses as they are, IPv6 by their /64.
-fn key(ip: IpAddr) -> IpAddr {
+fn ip_bucket(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);

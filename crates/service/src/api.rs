@@ -44,6 +44,12 @@ impl ApiSubmitter {
 }
 
 impl Submitter for ApiSubmitter {
+    async fn suppressions_changed(&self) {
+        if let Err(err) = self.intake.suppressions().catch_up().await {
+            tracing::warn!(error = %err, "cannot read suppression changes; the next poll will");
+        }
+    }
+
     async fn unsubscribe_target(&self, token: &str) -> Option<String> {
         self.inbound.unsubscribe_target(token).await
     }

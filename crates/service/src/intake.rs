@@ -86,6 +86,11 @@ pub struct Intake {
 }
 
 impl Intake {
+    /// The suppression lists every send is checked against.
+    pub fn suppressions(&self) -> &Arc<Suppressions> {
+        &self.suppressions
+    }
+
     pub fn new(
         policy: SendingPolicy,
         tokens: Arc<TokenKey>,

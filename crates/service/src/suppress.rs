@@ -18,6 +18,9 @@ pub struct Suppressions {
     set: RwLock<HashSet<(i64, String)>>,
     /// The last audit row applied.
     applied: Mutex<i64>,
+    /// Held while catching up, so two catch-ups (the poll and a change
+    /// made through the API or the dashboard) apply rows in order.
+    catching_up: tokio::sync::Mutex<()>,
 }
 
 impl Suppressions {
@@ -29,6 +32,7 @@ impl Suppressions {
             store,
             set: RwLock::new(set),
             applied: Mutex::new(applied),
+            catching_up: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -80,8 +84,12 @@ impl Suppressions {
         }
     }
 
-    /// Applies the audit rows written since the last look.
-    async fn catch_up(&self) -> Result<(), StoreError> {
+    /// Applies the audit rows written since the last look: called every
+    /// few seconds, and at once after a change this process wrote to the
+    /// store itself (the API, the dashboard), so a send right after it sees
+    /// it.
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.catching_up.lock().await;
         loop {
             let after = *self.applied.lock().unwrap_or_else(|e| e.into_inner());
             let changes = self.store.suppression_changes(after, CHANGES_PAGE).await?;

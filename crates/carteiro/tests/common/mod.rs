@@ -6,6 +6,7 @@
 //! test file uses only part of it, hence the `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
 
+pub mod browser;
 pub mod client;
 pub mod dkim;
 pub mod http;
