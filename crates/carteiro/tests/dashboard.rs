@@ -11,6 +11,7 @@
 mod common;
 
 use common::http::{api_key, curl, wait_event};
+use common::webhook_endpoint::Endpoint;
 use common::{Setup, swaks};
 use serde_json::{Value, json};
 
@@ -116,10 +117,12 @@ async fn the_dashboard_in_chromium() {
         return;
     };
     let sink = common::sink().await;
+    let endpoint = Endpoint::start("127.0.0.1:0".parse().expect("address"), 0).await;
     let server = Setup::new()
         .route(&["*"], sink.addr())
         .http(&format!("auth_max_failures = {MAX_FAILURES}"))
         .http("auth_failure_window = \"10m\"")
+        .extra("[webhooks]\nallow_private_targets = [\"127.0.0.0/8\"]\nretry_initial = \"1s\"\n")
         .start()
         .await;
     server.add_login("shop", "shop-app", PASSWORD).await;
@@ -229,10 +232,21 @@ async fn the_dashboard_in_chromium() {
         "smtp": {"user": "shop-app", "password": PASSWORD},
         "from": "orders@shop.test",
         "suppress": "dave@dest.test",
+        "webhook": endpoint.url(),
         "admin": {"email": "admin@carteiro.test", "password": PASSWORD},
         "viewer": {"email": "viewer@shop.test", "password": PASSWORD},
         "member": {"email": "member@other.test", "password": PASSWORD},
     });
     let out = common::browser::run(&chromium, "dashboard.mjs", &input).await;
     assert!(out.contains("all dashboard steps passed"), "{out}");
+
+    // The endpoint made in the page gets the events of mail sent after it:
+    // the send to the address suppressed in the page.
+    endpoint
+        .wait(&server, "the suppressed send's event", |events| {
+            events
+                .iter()
+                .any(|e| e["type"] == "suppressed" && e["recipient"] == "dave@dest.test")
+        })
+        .await;
 }

@@ -11,7 +11,8 @@
 //! renders a template inside the common layout and `error` answers failures
 //! as pages. One module per page group: `login` (sign in and out),
 //! `overview` (charts from the statistics rollups), `messages` (search and a
-//! message's timeline), `keys` (API keys), `suppressions` (the suppression
+//! message's timeline), `keys` (API keys), `logins` (SMTP logins),
+//! `webhooks` (endpoints and their state), `suppressions` (the suppression
 //! list and an address's audit history), `users` (dashboard users, for
 //! admins); `assets` serves the static files and `url` escapes query values.
 //!
@@ -20,8 +21,10 @@
 
 mod assets;
 mod error;
+mod headers;
 mod keys;
 mod login;
+mod logins;
 mod messages;
 mod overview;
 mod page;
@@ -30,6 +33,7 @@ mod session;
 mod suppressions;
 mod url;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +74,13 @@ pub(crate) fn routes<S: Submitter>(config: &carteiro_config::Config) -> Router<A
             get(suppressions::list::<S>).post(suppressions::add::<S>),
         )
         .route("/ui/suppressions/remove", post(suppressions::remove::<S>))
+        .route("/ui/logins", get(logins::list::<S>).post(logins::add::<S>))
+        .route("/ui/logins/remove", post(logins::remove::<S>))
+        .route(
+            "/ui/webhooks",
+            get(webhooks::list::<S>).post(webhooks::add::<S>),
+        )
+        .route("/ui/webhooks/delete", post(webhooks::delete::<S>))
         .route("/ui/users", get(users::list::<S>).post(users::add::<S>))
         .route("/ui/users/remove", post(users::remove::<S>))
         .route("/ui/static/{file}", get(assets::file))

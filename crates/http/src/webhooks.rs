@@ -95,7 +95,7 @@ impl ApiWebhook {
 }
 
 /// An endpoint with its backlog counted up to the newest event.
-async fn shown<S: Submitter>(
+pub(crate) async fn shown<S: Submitter>(
     state: &ApiState<S>,
     hook: &Webhook,
     newest: i64,
@@ -114,7 +114,7 @@ async fn shown<S: Submitter>(
     Ok(ApiWebhook::new(hook, backlog))
 }
 
-async fn newest_event<S: Submitter>(state: &ApiState<S>) -> Result<i64, ApiError> {
+pub(crate) async fn newest_event<S: Submitter>(state: &ApiState<S>) -> Result<i64, ApiError> {
     state
         .store
         .newest_event_id()
@@ -281,9 +281,26 @@ pub(crate) async fn add<S: Submitter>(
 ) -> Result<(StatusCode, Json<ApiWebhook>), ApiError> {
     let Json(body) = body.map_err(body_error)?;
     let request = AddRequest::check(&body)?;
+    let hook = create(&state, account.id, request.url, &request.events).await?;
+    let mut shown = ApiWebhook::new(&hook, 0);
+    shown.secret = Some(hook.secret.clone());
+    Ok((StatusCode::CREATED, Json(shown)))
+}
+
+/// Makes an endpoint for the account after the checks every way of making
+/// one shares: the URL's form, the account's limit of endpoints, and the
+/// addresses the URL leads to (`webhooks.allow_private_targets`). A refusal
+/// names `url`.
+pub(crate) async fn create<S: Submitter>(
+    state: &ApiState<S>,
+    account_id: i64,
+    url: &str,
+    events: &[EventKind],
+) -> Result<Webhook, ApiError> {
+    check_url(url)?;
     let existing = state
         .store
-        .webhooks(account.id)
+        .webhooks(account_id)
         .await
         .map_err(|error| ApiError::store("listing webhooks", error))?;
     if existing.len() >= MAX_WEBHOOKS {
@@ -297,15 +314,12 @@ pub(crate) async fn add<S: Submitter>(
         webhooks.allow_private_targets.allows_all(),
         webhooks.allow_private_targets.networks(),
     );
-    target::check_target(request.url, &policy, webhooks.timeout).await?;
-    let hook = state
+    target::check_target(url, &policy, webhooks.timeout).await?;
+    state
         .store
-        .create_webhook(account.id, request.url, &request.events)
+        .create_webhook(account_id, url, events)
         .await
-        .map_err(|error| ApiError::store("creating a webhook", error))?;
-    let mut shown = ApiWebhook::new(&hook, 0);
-    shown.secret = Some(hook.secret.clone());
-    Ok((StatusCode::CREATED, Json(shown)))
+        .map_err(|error| ApiError::store("creating a webhook", error))
 }
 
 /// The checked fields of a create request.

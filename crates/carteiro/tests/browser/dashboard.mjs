@@ -155,6 +155,57 @@ try {
   assert.equal(refused, "401", "a revoked key is refused");
   log("API key created and used with curl, then revoked; forged posts refused with 403");
 
+  // --- SMTP logins: add one with a generated password and send with it.
+  step = "logins";
+  await page.goto(`${base}/ui/logins?account=${input.account}`);
+  assert.match(await page.textContent("table.logins"), new RegExp(input.smtp.user));
+  await page.fill("#add-login input[name=username]", "bad name");
+  [answer] = await Promise.all([page.waitForNavigation(), page.click("#add-login button")]);
+  assert.equal(answer.status(), 400);
+  assert.match(await page.textContent(".alert"), /invalid username "bad name"/);
+  await page.fill("#add-login input[name=username]", "crm@shop.test");
+  [answer] = await Promise.all([page.waitForNavigation(), page.click("#add-login button")]);
+  assert.equal(answer.status(), 201);
+  const loginPassword = (await page.textContent("#new-login-password")).trim();
+  execFileSync("swaks", [
+    "--server", input.submission, "--tls", "--auth", "PLAIN",
+    "--auth-user", "crm@shop.test", "--auth-password", loginPassword,
+    "--from", input.from, "--to", "erin@dest.test", "--header", "Subject: From the CRM",
+  ], { stdio: "pipe" });
+  await shot(page, "08-smtp-logins");
+  page.once("dialog", (dialog) => dialog.accept());
+  await Promise.all([
+    page.waitForNavigation(),
+    page.click('form:has(input[name=username][value="crm@shop.test"]) button.danger'),
+  ]);
+  assert.doesNotMatch(await page.textContent("table.logins"), /crm@shop\.test/);
+  log("SMTP login added with a generated password, used by swaks, removed");
+
+  // --- Webhooks: an endpoint that gets the events from now on, a refused
+  // target, and a dead one deleted.
+  step = "webhooks";
+  await page.goto(`${base}/ui/webhooks?account=${input.account}`);
+  await page.fill("#add-webhook input[name=url]", "http://169.254.169.254/latest");
+  [answer] = await Promise.all([page.waitForNavigation(), page.click("#add-webhook button[type=submit]")]);
+  assert.equal(answer.status(), 400);
+  assert.match(await page.textContent(".alert"), /URL: .*link-local/);
+  for (const url of [input.webhook, "http://127.0.0.2:9/dead"]) {
+    await page.fill("#add-webhook input[name=url]", url);
+    [answer] = await Promise.all([page.waitForNavigation(), page.click("#add-webhook button[type=submit]")]);
+    assert.equal(answer.status(), 201, `made ${url}`);
+    assert.match((await page.textContent("#new-webhook-secret")).trim(), /^whsec_|^[A-Za-z0-9_-]{20,}$/);
+  }
+  assert.equal(await page.locator("table.webhooks tbody tr").count(), 2);
+  await shot(page, "09-webhooks");
+  page.once("dialog", (dialog) => dialog.accept());
+  await Promise.all([
+    page.waitForNavigation(),
+    page.click('tr:has-text("127.0.0.2") button.danger'),
+  ]);
+  assert.equal(await page.locator("table.webhooks tbody tr").count(), 1);
+  assert.match(await page.textContent("table.webhooks"), new RegExp(input.webhook.replace(/[.]/g, "\\.")));
+  log("webhook endpoints made (a link-local target refused) and deleted");
+
   // --- Suppression list: add an address, a later send to it is suppressed,
   // the audit history shows who did what; a bad address is explained.
   step = "suppressions";
@@ -172,7 +223,7 @@ try {
   assert.match(status, /manual/);
   assert.match(status, /asked by phone/);
   assert.match(await page.textContent("table.history"), new RegExp(`added\\s*manual\\s*ui:${input.admin.email}`));
-  await shot(page, "08-suppression-added");
+  await shot(page, "10-suppression-added");
   execFileSync("swaks", [
     "--server", input.submission, "--tls", "--auth", "PLAIN",
     "--auth-user", input.smtp.user, "--auth-password", input.smtp.password,
@@ -196,7 +247,7 @@ try {
   status = await page.textContent("#address-status");
   assert.match(status, /not suppressed/);
   assert.match(await page.textContent("table.history"), /removed/);
-  await shot(page, "09-suppression-history");
+  await shot(page, "11-suppression-history");
   log("suppression added in the page stopped a later send; removed; history shown");
 
   // --- Users: an admin adds one (generated password), who signs in, and is
@@ -215,7 +266,7 @@ try {
   assert.equal(answer.status(), 201);
   const generated = (await page.textContent("#new-password")).trim();
   assert.equal(generated.length, 24);
-  await shot(page, "10-users");
+  await shot(page, "12-users");
   const newcomer = await browser.newContext();
   const newPage = await signIn(newcomer, "new@shop.test", generated);
   page.once("dialog", (dialog) => dialog.accept());
@@ -260,7 +311,7 @@ try {
   answer = await page.goto(`${base}/ui/users`);
   assert.equal(answer.status(), 403, "only admins see the users page");
   await page.goto(`${base}/ui/keys`);
-  await shot(page, "11-viewer-keys");
+  await shot(page, "13-viewer-keys");
   log("viewer reads, and gets 403 for a form that changes anything");
   await viewerContext.close();
 
@@ -269,12 +320,12 @@ try {
   const memberContext = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   page = await signIn(memberContext, input.member.email, input.member.password);
   await page.waitForSelector("body[data-charts=drawn]");
-  await shot(page, "12-member-overview-phone");
+  await shot(page, "14-member-overview-phone");
   answer = await page.goto(`${base}/ui/messages/${input.message_id}`);
   assert.equal(answer.status(), 404, "another account's message is 404");
   answer = await page.goto(`${base}/ui/messages?account=${input.account}`);
   assert.equal(answer.status(), 404, "another account's search is 404");
-  await shot(page, "13-member-not-found");
+  await shot(page, "15-member-not-found");
   await page.goto(`${base}/ui/messages`);
   assert.match(await page.textContent("main"), /No messages yet/);
   log("a member of another account gets 404 for this account's pages");
@@ -295,7 +346,7 @@ try {
   }
   assert.equal(statuses.at(-1), 429, `wrong logins end in 429: ${statuses}`);
   assert.ok(statuses.slice(0, -1).every((s) => s === 401), `401 before that: ${statuses}`);
-  await shot(page, "14-login-throttled");
+  await shot(page, "16-login-throttled");
   log(`throttled after ${statuses.length - 1} more wrong logins: ${statuses}`);
   await attacker.close();
 } catch (error) {

@@ -11,6 +11,7 @@ mod serve;
 mod stats;
 mod suppressions;
 mod tracking;
+mod ui;
 mod unsubscribe;
 mod webhooks;
 

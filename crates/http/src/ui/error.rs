@@ -60,7 +60,11 @@ struct ErrorPage<'a> {
 /// A failure page with its status.
 pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     match (ErrorPage { title, message }).render() {
-        Ok(html) => (status, Html(html)).into_response(),
+        Ok(html) => {
+            let mut response = (status, Html(html)).into_response();
+            super::headers::secure_headers(&mut response);
+            response
+        }
         Err(error) => {
             tracing::error!(%error, "dashboard: rendering the error page failed");
             (status, message.to_owned()).into_response()

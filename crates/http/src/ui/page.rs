@@ -4,21 +4,16 @@
 //! small formatting helpers templates call.
 
 use askama::Template;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::error::UiError;
+use super::headers::secure_headers;
 use super::scope::Scope;
 use super::session::Signed;
 use super::url::query_escape;
-
-/// Scripts, styles and images only from Carteiro itself; no framing; forms
-/// only to Carteiro.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
-     form-action 'self'; base-uri 'none'";
 
 /// The navigation bar of a signed-in page.
 #[derive(Clone, Debug)]
@@ -31,8 +26,8 @@ pub(crate) struct Nav {
     pub(crate) accounts: Vec<String>,
     /// The session's form token, for the logout form and the page's forms.
     pub(crate) csrf: String,
-    /// Which tab is lit: "overview", "messages", "keys", "suppressions",
-    /// "users".
+    /// Which tab is lit: "overview", "messages", "suppressions", "logins",
+    /// "keys", "webhooks", "users".
     pub(crate) active: &'static str,
     /// Whether the page may show forms that change things.
     pub(crate) can_write: bool,
@@ -77,29 +72,6 @@ pub(crate) fn render(status: StatusCode, page: &impl Template) -> Result<Respons
     let mut response = (status, Html(html)).into_response();
     secure_headers(&mut response);
     Ok(response)
-}
-
-/// The headers every dashboard page carries.
-pub(crate) fn secure_headers(response: &mut Response) {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        HeaderName::from_static("cross-origin-opener-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
 }
 
 /// A time for people: `2026-12-06 09:30:05 UTC`.
