@@ -2,7 +2,8 @@
 //! through SMTP (swaks, authenticated submission), then the pages driven in
 //! headless Chromium by `tests/browser/dashboard.mjs`: sign in, the overview's
 //! totals and charts, the message search and a message's timeline with the
-//! remote reply, an API key created and used with curl, a suppression added
+//! remote reply, a deferred message retried and deleted from the queue
+//! page and the message page, an API key created and used with curl, a suppression added
 //! in the page stopping a later send, users added and removed by an admin,
 //! forged and viewer form posts refused, another account's pages 404,
 //! logout, throttled logins. Screenshots of each page are kept under
@@ -118,7 +119,14 @@ async fn the_dashboard_in_chromium() {
     };
     let sink = common::sink().await;
     let endpoint = Endpoint::start("127.0.0.1:0".parse().expect("address"), 0).await;
+    // Mail for slow.test goes to a port nothing listens on: it waits in the
+    // queue, deferred, for the queue page and the message page's actions.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address")
+    };
     let server = Setup::new()
+        .route(&["slow.test"], closed)
         .route(&["*"], sink.addr())
         .http(&format!("auth_max_failures = {MAX_FAILURES}"))
         .http("auth_failure_window = \"10m\"")
@@ -233,6 +241,7 @@ async fn the_dashboard_in_chromium() {
         "from": "orders@shop.test",
         "suppress": "dave@dest.test",
         "webhook": endpoint.url(),
+        "slow": "frank@slow.test",
         "admin": {"email": "admin@carteiro.test", "password": PASSWORD},
         "viewer": {"email": "viewer@shop.test", "password": PASSWORD},
         "member": {"email": "member@other.test", "password": PASSWORD},

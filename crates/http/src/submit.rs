@@ -70,6 +70,38 @@ pub enum SubmitError {
     Internal(String),
 }
 
+/// A message waiting in this node's queue, as the dashboard shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// The message id.
+    pub id: String,
+    /// The owning account's name.
+    pub account: String,
+    /// The envelope sender.
+    pub sender: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was accepted, unix milliseconds.
+    pub received_at_ms: u64,
+    /// Its recipients in envelope order.
+    pub recipients: Vec<QueuedRecipient>,
+}
+
+/// One recipient of a [`QueuedMessage`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueuedRecipient {
+    pub address: String,
+    /// `pending`, `delivered`, `failed`, `expired` or `deleted`.
+    pub state: String,
+    pub attempts: u32,
+    /// When it is tried next (pending only), unix milliseconds.
+    pub next_attempt_ms: Option<u64>,
+    /// The last remote reply, on one line.
+    pub last_reply: Option<String>,
+    /// The host that gave it.
+    pub remote: Option<String>,
+}
+
 /// What the API needs from the daemon to send a message: apply the sending
 /// policy (From domain ownership, DKIM), store it durably, queue it, record
 /// it. Implemented by the binary.
@@ -112,6 +144,25 @@ pub trait Submitter: Send + Sync + 'static {
         token: &str,
         user_agent: Option<&str>,
     ) -> impl Future<Output = Option<String>> + Send;
+
+    /// Every message in this node's queue (each node has its own spool and
+    /// queue). The default: none.
+    fn queued(&self) -> impl Future<Output = Vec<QueuedMessage>> + Send {
+        async { Vec::new() }
+    }
+
+    /// Makes a queued message due now; whether it was in the queue.
+    fn retry_queued(&self, id: &str) -> impl Future<Output = bool> + Send {
+        let _ = id;
+        async { false }
+    }
+
+    /// Removes a queued message from the queue and the spool (its pending
+    /// recipients get `deleted` events); whether it was in the queue.
+    fn delete_queued(&self, id: &str) -> impl Future<Output = bool> + Send {
+        let _ = id;
+        async { false }
+    }
 
     /// The suppression lists changed in the store through this API or the
     /// dashboard: apply the change now, so the next send already sees it

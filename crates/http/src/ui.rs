@@ -11,7 +11,8 @@
 //! renders a template inside the common layout and `error` answers failures
 //! as pages. One module per page group: `login` (sign in and out),
 //! `overview` (charts from the statistics rollups), `messages` (search and a
-//! message's timeline), `keys` (API keys), `logins` (SMTP logins),
+//! message's timeline, with retry and delete while it is queued here),
+//! `queue` (this node's queue for the account), `keys` (API keys), `logins` (SMTP logins),
 //! `webhooks` (endpoints and their state), `suppressions` (the suppression
 //! list and an address's audit history), `users` (dashboard users, for
 //! admins); `assets` serves the static files and `url` escapes query values.
@@ -28,6 +29,7 @@ mod logins;
 mod messages;
 mod overview;
 mod page;
+mod queue;
 mod scope;
 mod session;
 mod suppressions;
@@ -67,6 +69,9 @@ pub(crate) fn routes<S: Submitter>(config: &carteiro_config::Config) -> Router<A
         .route("/ui/logout", post(login::logout::<S>))
         .route("/ui/messages", get(messages::search::<S>))
         .route("/ui/messages/{id}", get(messages::one::<S>))
+        .route("/ui/queue", get(queue::list::<S>))
+        .route("/ui/queue/retry", post(queue::retry::<S>))
+        .route("/ui/queue/delete", post(queue::delete::<S>))
         .route("/ui/keys", get(keys::list::<S>).post(keys::create::<S>))
         .route("/ui/keys/revoke", post(keys::revoke::<S>))
         .route(

@@ -8,7 +8,9 @@ use crate::inbound::Inbound;
 use crate::intake::{Incoming, Intake, IntakeError};
 use crate::tracking::Tracker;
 use bytes::Bytes;
-use carteiro_http::{Submission, SubmitError, Submitter};
+use carteiro_delivery::engine::QueueEntry;
+use carteiro_http::{QueuedMessage, QueuedRecipient, Submission, SubmitError, Submitter};
+use carteiro_mail::MessageId;
 use carteiro_mail::clock::now_millis;
 use carteiro_mail::{BodyType, Envelope, Recipient};
 use carteiro_spool::SpoolError;
@@ -43,7 +45,54 @@ impl ApiSubmitter {
     }
 }
 
+/// The dashboard's view of a queue entry.
+fn queued_view(entry: QueueEntry) -> QueuedMessage {
+    QueuedMessage {
+        id: entry.id.to_string(),
+        account: entry.account,
+        sender: entry.sender,
+        size: entry.size,
+        received_at_ms: entry.received_at,
+        recipients: entry
+            .recipients
+            .into_iter()
+            .map(|r| QueuedRecipient {
+                address: r.address,
+                state: r.state,
+                attempts: r.attempts,
+                next_attempt_ms: r.next_attempt,
+                last_reply: r.last_reply,
+                remote: r.remote,
+            })
+            .collect(),
+    }
+}
+
 impl Submitter for ApiSubmitter {
+    async fn queued(&self) -> Vec<QueuedMessage> {
+        self.intake
+            .engine()
+            .list()
+            .await
+            .into_iter()
+            .map(queued_view)
+            .collect()
+    }
+
+    async fn retry_queued(&self, id: &str) -> bool {
+        match id.parse::<MessageId>() {
+            Ok(id) => self.intake.engine().retry(Some(id)).await > 0,
+            Err(_) => false,
+        }
+    }
+
+    async fn delete_queued(&self, id: &str) -> bool {
+        match id.parse::<MessageId>() {
+            Ok(id) => self.intake.engine().delete(id).await.is_some(),
+            Err(_) => false,
+        }
+    }
+
     async fn suppressions_changed(&self) {
         if let Err(err) = self.intake.suppressions().catch_up().await {
             tracing::warn!(error = %err, "cannot read suppression changes; the next poll will");

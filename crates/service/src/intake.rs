@@ -91,6 +91,11 @@ impl Intake {
         &self.suppressions
     }
 
+    /// The queue accepted mail goes to.
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
     pub fn new(
         policy: SendingPolicy,
         tokens: Arc<TokenKey>,

@@ -116,6 +116,44 @@ try {
   await shot(page, "06-messages-bad-date");
   log("search by recipient, subject and id; timeline with the delivery reply; bad date explained");
 
+  // --- The queue: a message to a destination that refuses connections
+  // waits, deferred; retry it, then delete it from its own page.
+  step = "queue";
+  execFileSync("swaks", [
+    "--server", input.submission, "--tls", "--auth", "PLAIN",
+    "--auth-user", input.smtp.user, "--auth-password", input.smtp.password,
+    "--from", input.from, "--to", input.slow, "--header", "Subject: Stuck in the queue",
+  ], { stdio: "pipe" });
+  let reply = "";
+  for (let i = 0; i < 100 && !reply; i++) {
+    await page.goto(`${base}/ui/queue?account=${input.account}`);
+    const row = page.locator('table.destinations tr:has-text("slow.test") td.mono');
+    if (await row.count()) reply = (await row.textContent()).trim();
+    if (!reply) await page.waitForTimeout(200);
+  }
+  assert.ok(reply, "the queue page shows the destination's last reply");
+  assert.match(await page.textContent("table.queued"), new RegExp(input.slow));
+  await shot(page, "07-queue");
+  await Promise.all([page.waitForNavigation(), page.click("table.queued button:has-text('Retry')")]);
+  assert.equal(new URL(page.url()).pathname, "/ui/queue");
+  await page.click(`table.queued a`);
+  await page.waitForSelector("#delete-message");
+  assert.match(await page.textContent(".alert.warn"), /still waits in this node's queue/);
+  assert.match(await page.textContent("ol.timeline"), /deferred/);
+  page.once("dialog", (dialog) => dialog.accept());
+  await Promise.all([page.waitForNavigation(), page.click("#delete-message")]);
+  assert.match(new URL(page.url()).pathname, /^\/ui\/messages\//);
+  let afterDelete = "";
+  for (let i = 0; i < 50 && !/deleted/.test(afterDelete); i++) {
+    await page.reload();
+    afterDelete = await page.textContent("ol.timeline");
+  }
+  assert.match(afterDelete, /deleted/, "the deleted recipient's event is on the timeline");
+  assert.equal(await page.locator("#delete-message").count(), 0, "no actions once it left the queue");
+  await page.goto(`${base}/ui/queue?account=${input.account}`);
+  assert.match(await page.textContent("main"), /Nothing is waiting/);
+  log(`queue shows the deferred destination (${reply}); retried; deleted from its page`);
+
   // --- API keys: create one, use it with curl, and refuse forged posts.
   step = "keys";
   await page.goto(`${base}/ui/keys?account=${input.account}`);
@@ -125,7 +163,7 @@ try {
   const key = (await page.textContent("#new-key")).trim();
   assert.match(key, /^crt_[A-Za-z0-9]{40}$/);
   assert.equal(await page.locator("table.list tbody tr").count(), before + 1);
-  await shot(page, "07-api-key-created");
+  await shot(page, "08-api-key-created");
   const listed = JSON.parse(execFileSync("curl", [
     "-sS", "--fail-with-body", "-H", `Authorization: Bearer ${key}`,
     `${base}/api/v1/messages?recipient=${encodeURIComponent(input.recipient)}`,
@@ -172,7 +210,7 @@ try {
     "--auth-user", "crm@shop.test", "--auth-password", loginPassword,
     "--from", input.from, "--to", "erin@dest.test", "--header", "Subject: From the CRM",
   ], { stdio: "pipe" });
-  await shot(page, "08-smtp-logins");
+  await shot(page, "09-smtp-logins");
   page.once("dialog", (dialog) => dialog.accept());
   await Promise.all([
     page.waitForNavigation(),
@@ -196,7 +234,7 @@ try {
     assert.match((await page.textContent("#new-webhook-secret")).trim(), /^whsec_|^[A-Za-z0-9_-]{20,}$/);
   }
   assert.equal(await page.locator("table.webhooks tbody tr").count(), 2);
-  await shot(page, "09-webhooks");
+  await shot(page, "10-webhooks");
   page.once("dialog", (dialog) => dialog.accept());
   await Promise.all([
     page.waitForNavigation(),
@@ -223,7 +261,7 @@ try {
   assert.match(status, /manual/);
   assert.match(status, /asked by phone/);
   assert.match(await page.textContent("table.history"), new RegExp(`added\\s*manual\\s*ui:${input.admin.email}`));
-  await shot(page, "10-suppression-added");
+  await shot(page, "11-suppression-added");
   execFileSync("swaks", [
     "--server", input.submission, "--tls", "--auth", "PLAIN",
     "--auth-user", input.smtp.user, "--auth-password", input.smtp.password,
@@ -247,7 +285,7 @@ try {
   status = await page.textContent("#address-status");
   assert.match(status, /not suppressed/);
   assert.match(await page.textContent("table.history"), /removed/);
-  await shot(page, "11-suppression-history");
+  await shot(page, "12-suppression-history");
   log("suppression added in the page stopped a later send; removed; history shown");
 
   // --- Users: an admin adds one (generated password), who signs in, and is
@@ -266,7 +304,7 @@ try {
   assert.equal(answer.status(), 201);
   const generated = (await page.textContent("#new-password")).trim();
   assert.equal(generated.length, 24);
-  await shot(page, "12-users");
+  await shot(page, "13-users");
   const newcomer = await browser.newContext();
   const newPage = await signIn(newcomer, "new@shop.test", generated);
   page.once("dialog", (dialog) => dialog.accept());
@@ -311,7 +349,7 @@ try {
   answer = await page.goto(`${base}/ui/users`);
   assert.equal(answer.status(), 403, "only admins see the users page");
   await page.goto(`${base}/ui/keys`);
-  await shot(page, "13-viewer-keys");
+  await shot(page, "14-viewer-keys");
   log("viewer reads, and gets 403 for a form that changes anything");
   await viewerContext.close();
 
@@ -320,12 +358,12 @@ try {
   const memberContext = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   page = await signIn(memberContext, input.member.email, input.member.password);
   await page.waitForSelector("body[data-charts=drawn]");
-  await shot(page, "14-member-overview-phone");
+  await shot(page, "15-member-overview-phone");
   answer = await page.goto(`${base}/ui/messages/${input.message_id}`);
   assert.equal(answer.status(), 404, "another account's message is 404");
   answer = await page.goto(`${base}/ui/messages?account=${input.account}`);
   assert.equal(answer.status(), 404, "another account's search is 404");
-  await shot(page, "15-member-not-found");
+  await shot(page, "16-member-not-found");
   await page.goto(`${base}/ui/messages`);
   assert.match(await page.textContent("main"), /No messages yet/);
   log("a member of another account gets 404 for this account's pages");
@@ -346,7 +384,7 @@ try {
   }
   assert.equal(statuses.at(-1), 429, `wrong logins end in 429: ${statuses}`);
   assert.ok(statuses.slice(0, -1).every((s) => s === 401), `401 before that: ${statuses}`);
-  await shot(page, "16-login-throttled");
+  await shot(page, "17-login-throttled");
   log(`throttled after ${statuses.length - 1} more wrong logins: ${statuses}`);
   await attacker.close();
 } catch (error) {

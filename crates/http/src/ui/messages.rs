@@ -199,6 +199,8 @@ struct MessagePage {
     metadata: String,
     recipients: Vec<(String, String, String)>,
     steps: Vec<Step>,
+    /// Whether it waits in this node's queue (retry and delete apply).
+    queued: bool,
 }
 
 /// `GET /ui/messages/{id}`.
@@ -220,7 +222,12 @@ pub(crate) async fn one<S: Submitter>(
         .await
         .map_err(|e| UiError::store("reading a message", e))?
         .ok_or(UiError::NotFound)?;
+    let queued = super::queue::account_queue(&state, &scope)
+        .await
+        .iter()
+        .any(|m| m.id == message.id);
     let page = MessagePage {
+        queued,
         nav: Nav::new(&signed, &scope, "messages"),
         id: message.id.clone(),
         when: when_ms(message.received_at_ms),

@@ -26,7 +26,7 @@ pub(crate) struct Nav {
     pub(crate) accounts: Vec<String>,
     /// The session's form token, for the logout form and the page's forms.
     pub(crate) csrf: String,
-    /// Which tab is lit: "overview", "messages", "suppressions", "logins",
+    /// Which tab is lit: "overview", "messages", "queue", "suppressions", "logins",
     /// "keys", "webhooks", "users".
     pub(crate) active: &'static str,
     /// Whether the page may show forms that change things.
