@@ -102,6 +102,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let resolver = Resolver::new(&config.dns.nameservers).context("cannot set up DNS")?;
+    let domain_resolver = resolver.clone();
     let tokens = Arc::new(TokenKey::new(
         &store
             .secret("tokens")
@@ -184,18 +185,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %config.http.listen, "http listening");
     let router = carteiro_http::router(carteiro_http::ApiState {
         store: store.clone(),
-        submitter: Arc::new(ApiSubmitter::new(
-            Arc::clone(&intake),
-            Arc::clone(&inbound),
-            Arc::new(Tracker::new(
-                Arc::clone(&tokens),
-                store.clone(),
-                events.clone(),
-                Arc::clone(&clock),
-            )),
-            config.hostname.clone(),
-            config.smtp.max_message_size,
-        )),
+        submitter: Arc::new(
+            ApiSubmitter::new(
+                Arc::clone(&intake),
+                Arc::clone(&inbound),
+                Arc::new(Tracker::new(
+                    Arc::clone(&tokens),
+                    store.clone(),
+                    events.clone(),
+                    Arc::clone(&clock),
+                )),
+                config.hostname.clone(),
+                config.smtp.max_message_size,
+            )
+            .with_domains(Arc::clone(&config), store.clone(), domain_resolver),
+        ),
         config: Arc::clone(&config),
     });
     let metrics_task = metrics.spawn_upkeep(stop_rx.clone());

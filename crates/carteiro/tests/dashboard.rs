@@ -3,7 +3,8 @@
 //! headless Chromium by `tests/browser/dashboard.mjs`: sign in, the overview's
 //! totals and charts, the message search and a message's timeline with the
 //! remote reply, a deferred message retried and deleted from the queue
-//! page and the message page, an API key created and used with curl, a suppression added
+//! page and the message page, sending domains added and their DNS checked
+//! live against a DNS server of the test's own, an API key created and used with curl, a suppression added
 //! in the page stopping a later send, users added and removed by an admin,
 //! forged and viewer form posts refused, another account's pages 404,
 //! logout, throttled logins. Screenshots of each page are kept under
@@ -11,6 +12,8 @@
 
 mod common;
 
+use carteiro_testkit::dns::DnsFixture;
+use common::dkim::records;
 use common::http::{api_key, curl, wait_event};
 use common::webhook_endpoint::Endpoint;
 use common::{Setup, swaks};
@@ -125,7 +128,16 @@ async fn the_dashboard_in_chromium() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("address")
     };
+    // A DNS server of the test's own: shop.test's records are published in
+    // it (so its domain page shows them as ok); the EHLO name has an address
+    // whose reverse DNS names it back.
+    let dns = DnsFixture::builder()
+        .a(common::HOSTNAME, "192.0.2.25".parse().expect("address"))
+        .ptr("192.0.2.25".parse().expect("address"), common::HOSTNAME)
+        .start()
+        .await;
     let server = Setup::new()
+        .nameserver(dns.addr())
         .route(&["slow.test"], closed)
         .route(&["*"], sink.addr())
         .http(&format!("auth_max_failures = {MAX_FAILURES}"))
@@ -135,6 +147,19 @@ async fn the_dashboard_in_chromium() {
         .await;
     server.add_login("shop", "shop-app", PASSWORD).await;
     server.cli(&["domain", "add", "shop", "shop.test"]).await;
+    for record in records(&server, "shop.test").await {
+        let name = record["name"].as_str().expect("name");
+        let value = record["value"].as_str().expect("value");
+        match record["type"].as_str().expect("type") {
+            "TXT" => dns.set_txt(name, value).await,
+            "MX" => {
+                let (preference, exchange) = value.split_once(' ').expect("MX value");
+                dns.set_mx(name, preference.parse().expect("preference"), exchange)
+                    .await;
+            }
+            other => panic!("unexpected record type {other}"),
+        }
+    }
     server.cli(&["account", "add", "other"]).await;
     for (email, role, account) in [
         ("admin@carteiro.test", "admin", None),

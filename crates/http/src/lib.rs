@@ -56,7 +56,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
 pub use metrics::{RenderMetrics, metrics_router};
-pub use submit::{AccountRef, QueuedMessage, QueuedRecipient, Submission, SubmitError, Submitter};
+pub use submit::{
+    AccountRef, DomainCheck, QueuedMessage, QueuedRecipient, Submission, SubmitError, Submitter,
+};
 pub use suppressions::ApiSuppression;
 pub use webhooks::ApiWebhook;
 pub use wire::{ApiEvent, ApiMessage, ApiRecipient, WebhookWireEvent, format_timestamp};

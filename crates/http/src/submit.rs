@@ -102,6 +102,14 @@ pub struct QueuedRecipient {
     pub remote: Option<String>,
 }
 
+/// What the live check of a sending domain found: each expected record,
+/// then the bulk-sender checklist.
+#[derive(Clone, Debug, Default)]
+pub struct DomainCheck {
+    pub records: Vec<carteiro_mail::dns_records::CheckResult>,
+    pub checklist: Vec<carteiro_mail::dns_records::ChecklistItem>,
+}
+
 /// What the API needs from the daemon to send a message: apply the sending
 /// policy (From domain ownership, DKIM), store it durably, queue it, record
 /// it. Implemented by the binary.
@@ -162,6 +170,41 @@ pub trait Submitter: Send + Sync + 'static {
     fn delete_queued(&self, id: &str) -> impl Future<Output = bool> + Send {
         let _ = id;
         async { false }
+    }
+
+    /// The DNS records `domain` needs published. The default: none.
+    fn domain_records(
+        &self,
+        domain: &carteiro_store::Domain,
+    ) -> Vec<carteiro_mail::dns_records::DnsRecord> {
+        let _ = domain;
+        Vec::new()
+    }
+
+    /// Looks up what is published for `domain` and judges it (what
+    /// `carteiro domain check` prints); `None` when the daemon cannot.
+    fn check_domain(
+        &self,
+        domain: &carteiro_store::Domain,
+    ) -> impl Future<Output = Option<DomainCheck>> + Send {
+        let _ = domain;
+        async { None }
+    }
+
+    /// Makes `name` a sending domain of `account` with new DKIM keys (what
+    /// `carteiro domain add` does). A name that is not a domain, or taken, is
+    /// [`SubmitError::Refused`] naming `domain`.
+    fn add_domain(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<carteiro_store::Domain, SubmitError>> + Send {
+        let _ = (account, name);
+        async {
+            Err(SubmitError::Unavailable(
+                "domains cannot be added here".to_owned(),
+            ))
+        }
     }
 
     /// The suppression lists changed in the store through this API or the

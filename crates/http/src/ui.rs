@@ -12,7 +12,8 @@
 //! as pages. One module per page group: `login` (sign in and out),
 //! `overview` (charts from the statistics rollups), `messages` (search and a
 //! message's timeline, with retry and delete while it is queued here),
-//! `queue` (this node's queue for the account), `keys` (API keys), `logins` (SMTP logins),
+//! `queue` (this node's queue for the account), `domains` (sending domains,
+//! their records and the live DNS check), `keys` (API keys), `logins` (SMTP logins),
 //! `webhooks` (endpoints and their state), `suppressions` (the suppression
 //! list and an address's audit history), `users` (dashboard users, for
 //! admins); `assets` serves the static files and `url` escapes query values.
@@ -21,6 +22,7 @@
 //! `403`, another account's message is `404` like a missing one.
 
 mod assets;
+mod domains;
 mod error;
 mod headers;
 mod keys;
@@ -72,6 +74,11 @@ pub(crate) fn routes<S: Submitter>(config: &carteiro_config::Config) -> Router<A
         .route("/ui/queue", get(queue::list::<S>))
         .route("/ui/queue/retry", post(queue::retry::<S>))
         .route("/ui/queue/delete", post(queue::delete::<S>))
+        .route(
+            "/ui/domains",
+            get(domains::list::<S>).post(domains::add::<S>),
+        )
+        .route("/ui/domains/{name}", get(domains::one::<S>))
         .route("/ui/keys", get(keys::list::<S>).post(keys::create::<S>))
         .route("/ui/keys/revoke", post(keys::revoke::<S>))
         .route(

@@ -9,7 +9,9 @@ use crate::intake::{Incoming, Intake, IntakeError};
 use crate::tracking::Tracker;
 use bytes::Bytes;
 use carteiro_delivery::engine::QueueEntry;
-use carteiro_http::{QueuedMessage, QueuedRecipient, Submission, SubmitError, Submitter};
+use carteiro_http::{
+    DomainCheck, QueuedMessage, QueuedRecipient, Submission, SubmitError, Submitter,
+};
 use carteiro_mail::MessageId;
 use carteiro_mail::clock::now_millis;
 use carteiro_mail::{BodyType, Envelope, Recipient};
@@ -20,6 +22,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
 pub struct ApiSubmitter {
+    /// What sending domains need: the configuration, the store, DNS.
+    domains: Option<DomainTools>,
     intake: Arc<Intake>,
     inbound: Arc<Inbound>,
     tracker: Arc<Tracker>,
@@ -27,7 +31,29 @@ pub struct ApiSubmitter {
     max_message_size: u64,
 }
 
+/// What the dashboard's domain pages need from the daemon.
+struct DomainTools {
+    config: Arc<carteiro_config::Config>,
+    store: carteiro_store::Store,
+    resolver: carteiro_delivery::Resolver,
+}
+
 impl ApiSubmitter {
+    /// Lets the dashboard add sending domains and check their DNS.
+    pub fn with_domains(
+        mut self,
+        config: Arc<carteiro_config::Config>,
+        store: carteiro_store::Store,
+        resolver: carteiro_delivery::Resolver,
+    ) -> ApiSubmitter {
+        self.domains = Some(DomainTools {
+            config,
+            store,
+            resolver,
+        });
+        self
+    }
+
     pub fn new(
         intake: Arc<Intake>,
         inbound: Arc<Inbound>,
@@ -36,6 +62,7 @@ impl ApiSubmitter {
         max_message_size: u64,
     ) -> ApiSubmitter {
         ApiSubmitter {
+            domains: None,
             intake,
             inbound,
             tracker,
@@ -69,6 +96,67 @@ fn queued_view(entry: QueueEntry) -> QueuedMessage {
 }
 
 impl Submitter for ApiSubmitter {
+    fn domain_records(
+        &self,
+        domain: &carteiro_store::Domain,
+    ) -> Vec<carteiro_mail::dns_records::DnsRecord> {
+        let Some(tools) = &self.domains else {
+            return Vec::new();
+        };
+        crate::domains::records(&tools.config, domain).unwrap_or_else(|error| {
+            tracing::error!(%error, domain = %domain.name, "cannot make the domain's records");
+            Vec::new()
+        })
+    }
+
+    async fn check_domain(&self, domain: &carteiro_store::Domain) -> Option<DomainCheck> {
+        let tools = self.domains.as_ref()?;
+        match crate::domains::check_domain(&tools.config, &tools.store, &tools.resolver, domain)
+            .await
+        {
+            Ok(report) => Some(DomainCheck {
+                records: report.records,
+                checklist: report.checklist,
+            }),
+            Err(error) => {
+                tracing::warn!(%error, domain = %domain.name, "domain check failed");
+                None
+            }
+        }
+    }
+
+    async fn add_domain(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<carteiro_store::Domain, SubmitError> {
+        let Some(tools) = &self.domains else {
+            return Err(SubmitError::Unavailable(
+                "domains cannot be added here".to_owned(),
+            ));
+        };
+        let keys = tokio::task::spawn_blocking(|| {
+            crate::domains::new_keys(time::OffsetDateTime::now_utc())
+        })
+        .await
+        .map_err(|e| SubmitError::Internal(e.to_string()))?
+        .map_err(|e| SubmitError::Internal(e.to_string()))?;
+        match tools.store.add_domain(account, name, keys).await {
+            Ok(domain) => Ok(domain),
+            Err(
+                error @ (carteiro_store::StoreError::InvalidDomain(_)
+                | carteiro_store::StoreError::DomainExists(_)),
+            ) => Err(SubmitError::Refused {
+                field: "domain".to_owned(),
+                message: error.to_string(),
+            }),
+            Err(error) if error.is_transient() => Err(SubmitError::Unavailable(
+                "the database is unreachable; try again later".to_owned(),
+            )),
+            Err(error) => Err(SubmitError::Internal(error.to_string())),
+        }
+    }
+
     async fn queued(&self) -> Vec<QueuedMessage> {
         self.intake
             .engine()

@@ -28,6 +28,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod domains;
 pub mod inbound;
 pub mod intake;
 pub mod metrics;

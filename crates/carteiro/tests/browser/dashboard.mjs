@@ -154,6 +154,31 @@ try {
   assert.match(await page.textContent("main"), /Nothing is waiting/);
   log(`queue shows the deferred destination (${reply}); retried; deleted from its page`);
 
+  // --- Domains: the published domain checks ok; a new one is added with its
+  // records to publish, all missing; a name with a space is explained.
+  step = "domains";
+  await page.goto(`${base}/ui/domains?account=${input.account}`);
+  await Promise.all([page.waitForNavigation(), page.click("table.domains a:has-text('shop.test')")]);
+  assert.match(await page.textContent("#check-summary"), /Everything checked is published/);
+  const okCount = await page.locator("table.records .badge.status-ok").count();
+  assert.ok(okCount >= 4, `the published records check ok (${okCount})`);
+  await shot(page, "08-domain-ok");
+  await page.goto(`${base}/ui/domains?account=${input.account}`);
+  await page.fill("#add-domain input[name=name]", "not a domain");
+  [answer] = await Promise.all([page.waitForNavigation(), page.click("#add-domain button")]);
+  assert.equal(answer.status(), 400);
+  assert.match(await page.textContent(".alert"), /Invalid domain "not a domain"/);
+  await page.fill("#add-domain input[name=name]", "news.shop.test");
+  await Promise.all([page.waitForNavigation(), page.click("#add-domain button")]);
+  assert.equal(new URL(page.url()).pathname, "/ui/domains/news.shop.test");
+  assert.match(await page.textContent("#check-summary"), /missing or wrong/);
+  const dkim = page.locator('table.records tr:has-text("dkim")');
+  assert.equal(await dkim.count(), 2, "two DKIM records to publish");
+  assert.match(await dkim.first().textContent(), /_domainkey\.news\.shop\.test/);
+  assert.match(await dkim.first().textContent(), /missing/);
+  await shot(page, "09-domain-new");
+  log("domains: the published one checks ok, a new one lists its missing records, a bad name is explained");
+
   // --- API keys: create one, use it with curl, and refuse forged posts.
   step = "keys";
   await page.goto(`${base}/ui/keys?account=${input.account}`);
@@ -163,7 +188,7 @@ try {
   const key = (await page.textContent("#new-key")).trim();
   assert.match(key, /^crt_[A-Za-z0-9]{40}$/);
   assert.equal(await page.locator("table.list tbody tr").count(), before + 1);
-  await shot(page, "08-api-key-created");
+  await shot(page, "10-api-key-created");
   const listed = JSON.parse(execFileSync("curl", [
     "-sS", "--fail-with-body", "-H", `Authorization: Bearer ${key}`,
     `${base}/api/v1/messages?recipient=${encodeURIComponent(input.recipient)}`,
@@ -210,7 +235,7 @@ try {
     "--auth-user", "crm@shop.test", "--auth-password", loginPassword,
     "--from", input.from, "--to", "erin@dest.test", "--header", "Subject: From the CRM",
   ], { stdio: "pipe" });
-  await shot(page, "09-smtp-logins");
+  await shot(page, "11-smtp-logins");
   page.once("dialog", (dialog) => dialog.accept());
   await Promise.all([
     page.waitForNavigation(),
@@ -234,7 +259,7 @@ try {
     assert.match((await page.textContent("#new-webhook-secret")).trim(), /^whsec_|^[A-Za-z0-9_-]{20,}$/);
   }
   assert.equal(await page.locator("table.webhooks tbody tr").count(), 2);
-  await shot(page, "10-webhooks");
+  await shot(page, "12-webhooks");
   page.once("dialog", (dialog) => dialog.accept());
   await Promise.all([
     page.waitForNavigation(),
@@ -261,7 +286,7 @@ try {
   assert.match(status, /manual/);
   assert.match(status, /asked by phone/);
   assert.match(await page.textContent("table.history"), new RegExp(`added\\s*manual\\s*ui:${input.admin.email}`));
-  await shot(page, "11-suppression-added");
+  await shot(page, "13-suppression-added");
   execFileSync("swaks", [
     "--server", input.submission, "--tls", "--auth", "PLAIN",
     "--auth-user", input.smtp.user, "--auth-password", input.smtp.password,
@@ -285,7 +310,7 @@ try {
   status = await page.textContent("#address-status");
   assert.match(status, /not suppressed/);
   assert.match(await page.textContent("table.history"), /removed/);
-  await shot(page, "12-suppression-history");
+  await shot(page, "14-suppression-history");
   log("suppression added in the page stopped a later send; removed; history shown");
 
   // --- Users: an admin adds one (generated password), who signs in, and is
@@ -304,7 +329,7 @@ try {
   assert.equal(answer.status(), 201);
   const generated = (await page.textContent("#new-password")).trim();
   assert.equal(generated.length, 24);
-  await shot(page, "13-users");
+  await shot(page, "15-users");
   const newcomer = await browser.newContext();
   const newPage = await signIn(newcomer, "new@shop.test", generated);
   page.once("dialog", (dialog) => dialog.accept());
@@ -349,7 +374,7 @@ try {
   answer = await page.goto(`${base}/ui/users`);
   assert.equal(answer.status(), 403, "only admins see the users page");
   await page.goto(`${base}/ui/keys`);
-  await shot(page, "14-viewer-keys");
+  await shot(page, "16-viewer-keys");
   log("viewer reads, and gets 403 for a form that changes anything");
   await viewerContext.close();
 
@@ -358,12 +383,12 @@ try {
   const memberContext = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   page = await signIn(memberContext, input.member.email, input.member.password);
   await page.waitForSelector("body[data-charts=drawn]");
-  await shot(page, "15-member-overview-phone");
+  await shot(page, "17-member-overview-phone");
   answer = await page.goto(`${base}/ui/messages/${input.message_id}`);
   assert.equal(answer.status(), 404, "another account's message is 404");
   answer = await page.goto(`${base}/ui/messages?account=${input.account}`);
   assert.equal(answer.status(), 404, "another account's search is 404");
-  await shot(page, "16-member-not-found");
+  await shot(page, "18-member-not-found");
   await page.goto(`${base}/ui/messages`);
   assert.match(await page.textContent("main"), /No messages yet/);
   log("a member of another account gets 404 for this account's pages");
@@ -384,7 +409,7 @@ try {
   }
   assert.equal(statuses.at(-1), 429, `wrong logins end in 429: ${statuses}`);
   assert.ok(statuses.slice(0, -1).every((s) => s === 401), `401 before that: ${statuses}`);
-  await shot(page, "17-login-throttled");
+  await shot(page, "19-login-throttled");
   log(`throttled after ${statuses.length - 1} more wrong logins: ${statuses}`);
   await attacker.close();
 } catch (error) {
