@@ -124,10 +124,7 @@ async fn the_dashboard_in_chromium() {
     let endpoint = Endpoint::start("127.0.0.1:0".parse().expect("address"), 0).await;
     // Mail for slow.test goes to a port nothing listens on: it waits in the
     // queue, deferred, for the queue page and the message page's actions.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("address")
-    };
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], carteiro_testkit::free_port()));
     // A DNS server of the test's own: shop.test's records are published in
     // it (so its domain page shows them as ok); the EHLO name has an address
     // whose reverse DNS names it back.

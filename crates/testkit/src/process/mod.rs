@@ -24,11 +24,43 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Interval between readiness checks (polling, bounded by the deadline).
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
+/// Lowest port [`free_port`] hands out.
+const FIRST_CHOSEN_PORT: u16 = 20_000;
+
 /// A free TCP port on 127.0.0.1 at the time of the call, for writing configs.
+///
+/// It is drawn at random from below the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`, 32768-60999 by default), never from it:
+/// a port the kernel gave out for `bind(0)` is in that range, and the next
+/// outgoing connection of any test running beside this one could take it as
+/// its local port before the process the port is meant for binds it
+/// ("Address already in use", seen when many tests run at once). Below the
+/// range only another `free_port` call can pick the same port, one chance
+/// in thousands. When the range leaves no room below it, the kernel's
+/// choice is used.
 ///
 /// # Panics
 /// When no port can be bound.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low > FIRST_CHOSEN_PORT + 1_000 {
+        let span = u64::from(ephemeral_low - FIRST_CHOSEN_PORT);
+        for _ in 0..1_000 {
+            // A fresh RandomState is randomly seeded: a random number
+            // without a dependency.
+            let random = std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish();
+            let port = FIRST_CHOSEN_PORT + u16::try_from(random % span).unwrap_or(0);
+            if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

@@ -136,3 +136,25 @@ async fn early_exit_fails_start_with_the_log() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+#[test]
+fn free_ports_come_from_below_the_ephemeral_range_and_bind() {
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+    for &port in &ports {
+        if ephemeral_low > 21_000 {
+            assert!(
+                (20_000..ephemeral_low).contains(&port),
+                "{port} is not below the ephemeral range starting at {ephemeral_low}"
+            );
+        }
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port binds");
+    }
+    let mut distinct = ports.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() > 40, "random, not one port: {ports:?}");
+}
