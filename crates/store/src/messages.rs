@@ -302,7 +302,7 @@ impl Store {
         let Some(account) = account_name(self, account_id).await? else {
             return Ok(Vec::new());
         };
-        let search = build_search(filter, before, limit);
+        let search = build_search(account_id, filter, before, limit);
         let mut query = sqlx::query(sqlx::AssertSqlSafe(search.sql));
         for value in search.binds {
             query = match value {
@@ -483,7 +483,25 @@ fn like_pattern(text: &str) -> String {
     pattern
 }
 
-fn build_search(filter: &MessageFilter, before: Option<&str>, limit: u32) -> Search {
+/// The two forms a `Message-ID` header is stored in (with and without its
+/// angle brackets), bound; their placeholders.
+fn header_binds(header_id: &str, bind: &mut impl FnMut(Bind) -> String) -> (String, String) {
+    let bare = header_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    (
+        bind(Bind::Text(bare.to_owned())),
+        bind(Bind::Text(format!("<{bare}>"))),
+    )
+}
+
+fn build_search(
+    account_id: i64,
+    filter: &MessageFilter,
+    before: Option<&str>,
+    limit: u32,
+) -> Search {
     let mut binds: Vec<Bind> = Vec::new();
     let mut bind = |value: Bind| {
         binds.push(value);
@@ -542,13 +560,15 @@ fn build_search(filter: &MessageFilter, before: Option<&str>, limit: u32) -> Sea
         clauses.push(format!("lower(m.subject) LIKE {p} ESCAPE '\\'"));
     }
     if let Some(header_id) = &filter.header_message_id {
-        let bare = header_id
-            .trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>');
-        let p = bind(Bind::Text(bare.to_owned()));
-        let q = bind(Bind::Text(format!("<{bare}>")));
-        clauses.push(format!("m.header_message_id IN ({p}, {q})"));
+        // The ids from the header's index (migration 0013) as a list: with a
+        // plain filter on the column, SQLite walked the account's messages
+        // in id order testing each one; correlated, PostgreSQL did.
+        let (p, q) = header_binds(header_id, &mut bind);
+        let a = bind(Bind::Int(account_id));
+        clauses.push(format!(
+            "m.id IN (SELECT h.id FROM messages h \
+             WHERE h.account_id = {a} AND h.header_message_id IN ({p}, {q}))"
+        ));
     }
     if let Some(status) = &filter.status {
         let p = bind(Bind::Text(status.clone()));

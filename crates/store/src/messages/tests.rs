@@ -394,9 +394,17 @@ async fn searches_use_indexes() {
             },
             "SEARCH t USING PRIMARY KEY (account_id=? AND tag=? AND message_id>? AND message_id<?)",
         ),
+        (
+            // The header's index gives a list of ids, probed on the key.
+            MessageFilter {
+                header_message_id: Some("<x@example.com>".to_owned()),
+                ..MessageFilter::default()
+            },
+            "SEARCH m USING INDEX sqlite_autoindex_messages_1 (account_id=? AND id=?)",
+        ),
     ];
     for (filter, expected) in cases {
-        let search = build_search(&filter, Some(&message_id(T0 + 5000, 0)), 10);
+        let search = build_search(1, &filter, Some(&message_id(T0 + 5000, 0)), 10);
         let mut binds = search.binds;
         binds.push(Bind::Int(1));
         let plan = plan(&store, &search.sql, &binds).await;
