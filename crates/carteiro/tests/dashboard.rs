@@ -271,6 +271,17 @@ async fn the_dashboard_in_chromium() {
     let out = common::browser::run(&chromium, "dashboard.mjs", &input).await;
     assert!(out.contains("all dashboard steps passed"), "{out}");
 
+    // The test event sent from the page arrived, signed, of type "test".
+    let test = endpoint
+        .posts()
+        .into_iter()
+        .find(|post| post.events().iter().any(|e| e["type"] == "test"))
+        .expect("the endpoint got the test event");
+    assert!(
+        test.header("x-carteiro-signature")
+            .is_some_and(|s| s.starts_with("t=") && s.contains(",v1=")),
+        "signed"
+    );
     // The endpoint made in the page gets the events of mail sent after it:
     // the send to the address suppressed in the page.
     endpoint

@@ -207,6 +207,17 @@ pub trait Submitter: Send + Sync + 'static {
         }
     }
 
+    /// Sends one `test` event to a webhook endpoint now, signed like every
+    /// batch, outside its queue; `Err` says why the endpoint did not take it.
+    fn send_test_webhook(
+        &self,
+        hook: &carteiro_store::Webhook,
+        account: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = (hook, account);
+        async { Err("test events cannot be sent from here".to_owned()) }
+    }
+
     /// The suppression lists changed in the store through this API or the
     /// dashboard: apply the change now, so the next send already sees it
     /// (other processes' changes arrive by polling).

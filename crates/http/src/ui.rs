@@ -93,6 +93,7 @@ pub(crate) fn routes<S: Submitter>(config: &carteiro_config::Config) -> Router<A
             get(webhooks::list::<S>).post(webhooks::add::<S>),
         )
         .route("/ui/webhooks/delete", post(webhooks::delete::<S>))
+        .route("/ui/webhooks/test", post(webhooks::test::<S>))
         .route("/ui/users", get(users::list::<S>).post(users::add::<S>))
         .route("/ui/users/remove", post(users::remove::<S>))
         .route("/ui/static/{file}", get(assets::file))

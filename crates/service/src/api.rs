@@ -22,7 +22,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
 pub struct ApiSubmitter {
-    /// What sending domains need: the configuration, the store, DNS.
+    /// What the dashboard's requests beyond sending need (sending domains,
+    /// webhook test events): the configuration, the store, DNS.
     domains: Option<DomainTools>,
     intake: Arc<Intake>,
     inbound: Arc<Inbound>,
@@ -39,7 +40,8 @@ struct DomainTools {
 }
 
 impl ApiSubmitter {
-    /// Lets the dashboard add sending domains and check their DNS.
+    /// Lets the dashboard add sending domains, check their DNS, and send
+    /// webhook test events.
     pub fn with_domains(
         mut self,
         config: Arc<carteiro_config::Config>,
@@ -96,6 +98,17 @@ fn queued_view(entry: QueueEntry) -> QueuedMessage {
 }
 
 impl Submitter for ApiSubmitter {
+    async fn send_test_webhook(
+        &self,
+        hook: &carteiro_store::Webhook,
+        account: &str,
+    ) -> Result<(), String> {
+        let Some(tools) = &self.domains else {
+            return Err("test events cannot be sent from here".to_owned());
+        };
+        crate::webhooks::send_test(&tools.config.webhooks, hook, account).await
+    }
+
     fn domain_records(
         &self,
         domain: &carteiro_store::Domain,

@@ -482,37 +482,78 @@ impl Endpoint {
 
     /// POSTs one signed batch; `Err` describes why it did not get a `2xx`.
     async fn post(&self, body: Vec<u8>) -> Result<(), String> {
-        check_literal(&self.hook.url, &self.shared.policy).map_err(|error| error.to_string())?;
-        let timestamp = now_ms() / 1000;
-        let signature = format!(
-            "t={timestamp},v1={}",
-            sign(self.hook.secret.as_bytes(), timestamp, &body)
-        );
-        let response = self
-            .shared
-            .client
-            .post(&self.hook.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, signature)
-            .body(body)
-            .send()
-            .await
-            .map_err(describe)?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let reason = status.canonical_reason().unwrap_or("");
-        if status.is_redirection() {
-            return Err(format!(
-                "HTTP {} {reason} (redirects are not followed)",
-                status.as_u16()
-            ));
-        }
-        Err(format!("HTTP {} {reason}", status.as_u16())
-            .trim_end()
-            .to_owned())
+        post_signed(
+            &self.shared.client,
+            &self.shared.policy,
+            &self.hook.url,
+            self.hook.secret.as_bytes(),
+            body,
+        )
+        .await
     }
+}
+
+/// POSTs `body` to `url` signed with `secret`, through `client` and within
+/// `policy`; `Err` describes why it did not get a `2xx`.
+async fn post_signed(
+    client: &reqwest::Client,
+    policy: &TargetPolicy,
+    url: &str,
+    secret: &[u8],
+    body: Vec<u8>,
+) -> Result<(), String> {
+    check_literal(url, policy).map_err(|error| error.to_string())?;
+    let timestamp = now_ms() / 1000;
+    let signature = format!("t={timestamp},v1={}", sign(secret, timestamp, &body));
+    let response = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADER, signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(describe)?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let reason = status.canonical_reason().unwrap_or("");
+    if status.is_redirection() {
+        return Err(format!(
+            "HTTP {} {reason} (redirects are not followed)",
+            status.as_u16()
+        ));
+    }
+    Err(format!("HTTP {} {reason}", status.as_u16())
+        .trim_end()
+        .to_owned())
+}
+
+/// Sends one `test` event to an endpoint now, outside its queue (its
+/// cursor and backlog do not move): a batch of one event of type `test`
+/// with id `"0"`, signed like every batch, from the same client and within
+/// the same address policy. `Err` says why the endpoint did not take it.
+pub async fn send_test(
+    settings: &WebhooksConfig,
+    hook: &Webhook,
+    account: &str,
+) -> Result<(), String> {
+    let policy = Arc::new(TargetPolicy::new(
+        settings.allow_private_targets.allows_all(),
+        settings.allow_private_targets.networks(),
+    ));
+    let client = client(settings, &policy).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&serde_json::json!([{
+        "id": "0",
+        "type": "test",
+        "timestamp": carteiro_http::format_timestamp(now_ms()),
+        "account": account,
+        "message_id": null,
+        "recipient": null,
+        "details": {"text": "A test event sent from the Carteiro dashboard."},
+    }]))
+    .map_err(|e| e.to_string())?;
+    post_signed(&client, &policy, &hook.url, hook.secret.as_bytes(), body).await
 }
 
 /// `retry_initial` doubled for each failure after the first, at most

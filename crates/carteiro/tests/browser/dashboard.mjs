@@ -259,6 +259,17 @@ try {
     assert.match((await page.textContent("#new-webhook-secret")).trim(), /^whsec_|^[A-Za-z0-9_-]{20,}$/);
   }
   assert.equal(await page.locator("table.webhooks tbody tr").count(), 2);
+  // A test event to each: the live endpoint takes it, the dead one cannot.
+  [answer] = await Promise.all([
+    page.waitForNavigation(),
+    page.click(`tr:has-text("${input.webhook}") button:has-text("Send a test event")`),
+  ]);
+  assert.match(await page.textContent("#test-outcome"), /took the test event/);
+  await Promise.all([
+    page.waitForNavigation(),
+    page.click('tr:has-text("127.0.0.2") button:has-text("Send a test event")'),
+  ]);
+  assert.match(await page.textContent("#test-outcome"), /did not take the test event: .*connect/i);
   await shot(page, "12-webhooks");
   page.once("dialog", (dialog) => dialog.accept());
   await Promise.all([
@@ -267,7 +278,7 @@ try {
   ]);
   assert.equal(await page.locator("table.webhooks tbody tr").count(), 1);
   assert.match(await page.textContent("table.webhooks"), new RegExp(input.webhook.replace(/[.]/g, "\\.")));
-  log("webhook endpoints made (a link-local target refused) and deleted");
+  log("webhook endpoints made (a link-local target refused), tested, and deleted");
 
   // --- Suppression list: add an address, a later send to it is suppressed,
   // the audit history shows who did what; a bad address is explained.

@@ -42,6 +42,8 @@ struct WebhooksPage {
     kinds: Vec<&'static str>,
     /// An endpoint just made: (url, signing secret).
     created: Option<(String, String)>,
+    /// The outcome of a test event: (ok, text).
+    tested: Option<(bool, String)>,
     error: Option<String>,
     url: String,
 }
@@ -95,6 +97,7 @@ async fn page<S: Submitter>(
         hooks: rows,
         kinds: EventKind::ALL.iter().map(|k| k.as_str()).collect(),
         created,
+        tested: None,
         error,
         url: url.to_owned(),
     })
@@ -173,6 +176,41 @@ pub(crate) async fn add<S: Submitter>(
         }
         Err(other) => Err(api_error(other)),
     }
+}
+
+/// `POST /ui/webhooks/test`: sends one `test` event to one of the
+/// account's endpoints now and shows what it answered.
+pub(crate) async fn test<S: Submitter>(
+    State(state): State<ApiState<S>>,
+    signed: Signed,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, UiError> {
+    let (pairs, scope) = checked(&state, &signed, form).await?;
+    let id = pairs
+        .iter()
+        .find(|(n, _)| n == "id")
+        .and_then(|(_, v)| v.parse::<i64>().ok())
+        .ok_or(UiError::NotFound)?;
+    let hook = state
+        .store
+        .webhook(scope.account.id, id)
+        .await
+        .map_err(|e| UiError::store("reading a webhook", e))?
+        .ok_or(UiError::NotFound)?;
+    let outcome = state
+        .submitter
+        .send_test_webhook(&hook, &scope.account.name)
+        .await;
+    tracing::info!(user = %signed.session.user.email, account = %scope.account.name, id, ok = outcome.is_ok(), "dashboard: webhook test event");
+    let mut page = page(&state, &signed, &scope, None, None, "").await?;
+    page.tested = Some(match outcome {
+        Ok(()) => (true, format!("{} took the test event.", hook.url)),
+        Err(why) => (
+            false,
+            format!("{} did not take the test event: {why}", hook.url),
+        ),
+    });
+    render(StatusCode::OK, &page)
 }
 
 /// `POST /ui/webhooks/delete`: removes one of the account's endpoints.
