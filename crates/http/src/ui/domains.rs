@@ -14,8 +14,8 @@ use carteiro_store::Domain;
 use serde::Deserialize;
 
 use super::error::UiError;
-use super::page::{Nav, render, when};
-use super::scope::{Scope, scope};
+use super::page::{Nav, render, sentence, when};
+use super::scope::{AccountQuery, Scope, WriteForm, checked_form, scope};
 use super::session::Signed;
 use super::url::query_escape;
 use crate::ApiState;
@@ -68,11 +68,6 @@ struct DomainPage {
     /// Whether the check ran (DNS answered or said what failed).
     checked: bool,
     problems: usize,
-}
-
-#[derive(Deserialize, Default)]
-pub(crate) struct AccountQuery {
-    account: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,12 +129,7 @@ pub(crate) async fn add<S: Submitter>(
     signed: Signed,
     form: Result<Form<AddForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    signed.check_write("add sending domains")?;
-    let Ok(Form(form)) = form else {
-        return Err(UiError::BadToken);
-    };
-    signed.check_csrf(&form.csrf)?;
-    let scope = scope(&state.store, &signed, form.account.as_deref()).await?;
+    let (form, scope) = checked_form(&state.store, &signed, form, "add sending domains").await?;
     let name = form.name.trim();
     match state.submitter.add_domain(&scope.account.name, name).await {
         Ok(domain) => {
@@ -149,8 +139,7 @@ pub(crate) async fn add<S: Submitter>(
             Ok(Redirect::to(&nav.href(&target)).into_response())
         }
         Err(SubmitError::Refused { message, .. }) => {
-            let page =
-                list_page(&state, &signed, &scope, Some(capitalized(&message)), name).await?;
+            let page = list_page(&state, &signed, &scope, Some(sentence(&message)), name).await?;
             render(StatusCode::BAD_REQUEST, &page)
         }
         Err(SubmitError::Unavailable(_)) => Err(UiError::Unavailable),
@@ -258,9 +247,12 @@ pub(crate) async fn one<S: Submitter>(
     render(StatusCode::OK, &page)
 }
 
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect::<String>() + "."
-    })
+impl WriteForm for AddForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
 }

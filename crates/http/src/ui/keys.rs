@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::error::UiError;
 use super::page::{Nav, render, when};
-use super::scope::{Scope, scope};
+use super::scope::{AccountQuery, Scope, WriteForm, checked_form, scope};
 use super::session::Signed;
 use crate::ApiState;
 use crate::submit::Submitter;
@@ -31,11 +31,6 @@ struct KeysPage {
     keys: Vec<KeyRow>,
     /// A key just created: shown on this page only.
     created: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-pub(crate) struct AccountQuery {
-    account: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -84,30 +79,13 @@ pub(crate) async fn list<S: Submitter>(
     render(StatusCode::OK, &page)
 }
 
-/// Checks a form post: a role that may write, this session's token, the
-/// account it names.
-async fn checked<S: Submitter>(
-    state: &ApiState<S>,
-    signed: &Signed,
-    form: Result<Form<KeyForm>, FormRejection>,
-    what: &'static str,
-) -> Result<(KeyForm, Scope), UiError> {
-    signed.check_write(what)?;
-    let Ok(Form(form)) = form else {
-        return Err(UiError::BadToken);
-    };
-    signed.check_csrf(&form.csrf)?;
-    let scope = scope(&state.store, signed, form.account.as_deref()).await?;
-    Ok((form, scope))
-}
-
 /// `POST /ui/keys`: a new key, shown once.
 pub(crate) async fn create<S: Submitter>(
     State(state): State<ApiState<S>>,
     signed: Signed,
     form: Result<Form<KeyForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (_, scope) = checked(&state, &signed, form, "create API keys").await?;
+    let (_, scope) = checked_form(&state.store, &signed, form, "create API keys").await?;
     let (key, secret) = state
         .store
         .create_api_key(&scope.account.name)
@@ -124,7 +102,7 @@ pub(crate) async fn revoke<S: Submitter>(
     signed: Signed,
     form: Result<Form<KeyForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (form, scope) = checked(&state, &signed, form, "revoke API keys").await?;
+    let (form, scope) = checked_form(&state.store, &signed, form, "revoke API keys").await?;
     let owned = state
         .store
         .list_api_keys(&scope.account.name)
@@ -143,4 +121,14 @@ pub(crate) async fn revoke<S: Submitter>(
     tracing::info!(user = %signed.session.user.email, account = %scope.account.name, prefix = %form.prefix, "dashboard: api key revoked");
     let nav = Nav::new(&signed, &scope, "keys");
     Ok(Redirect::to(&nav.href("/ui/keys")).into_response())
+}
+
+impl WriteForm for KeyForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::error::UiError;
 use super::page::{Nav, render, when};
-use super::scope::{Scope, scope};
+use super::scope::{AccountQuery, Scope, WriteForm, checked_form, scope};
 use super::session::Signed;
 use crate::ApiState;
 use crate::submit::Submitter;
@@ -33,11 +33,6 @@ struct LoginsPage {
     created: Option<(String, String)>,
     error: Option<String>,
     username: String,
-}
-
-#[derive(Deserialize, Default)]
-pub(crate) struct AccountQuery {
-    account: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -91,29 +86,13 @@ pub(crate) async fn list<S: Submitter>(
     render(StatusCode::OK, &page)
 }
 
-/// Checks a form post: a role that may write, this session's token, the
-/// account it names.
-async fn checked<S: Submitter>(
-    state: &ApiState<S>,
-    signed: &Signed,
-    form: Result<Form<LoginForm>, FormRejection>,
-) -> Result<(LoginForm, Scope), UiError> {
-    signed.check_write("change SMTP logins")?;
-    let Ok(Form(form)) = form else {
-        return Err(UiError::BadToken);
-    };
-    signed.check_csrf(&form.csrf)?;
-    let scope = scope(&state.store, signed, form.account.as_deref()).await?;
-    Ok((form, scope))
-}
-
 /// `POST /ui/logins`: adds a login.
 pub(crate) async fn add<S: Submitter>(
     State(state): State<ApiState<S>>,
     signed: Signed,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (mut form, scope) = checked(&state, &signed, form).await?;
+    let (mut form, scope) = checked_form(&state.store, &signed, form, "change SMTP logins").await?;
     let generated = form.password.is_empty();
     let password = if generated {
         generate_password()
@@ -158,7 +137,7 @@ pub(crate) async fn remove<S: Submitter>(
     signed: Signed,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (form, scope) = checked(&state, &signed, form).await?;
+    let (form, scope) = checked_form(&state.store, &signed, form, "change SMTP logins").await?;
     let username = form.username.trim().to_lowercase();
     let owned = state
         .store
@@ -178,4 +157,14 @@ pub(crate) async fn remove<S: Submitter>(
     tracing::info!(user = %signed.session.user.email, account = %scope.account.name, %username, "dashboard: smtp login removed");
     let nav = Nav::new(&signed, &scope, "logins");
     Ok(Redirect::to(&nav.href("/ui/logins")).into_response())
+}
+
+impl WriteForm for LoginForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
 }

@@ -74,6 +74,14 @@ pub(crate) fn render(status: StatusCode, page: &impl Template) -> Result<Respons
     Ok(response)
 }
 
+/// An error message as a sentence on a page: capitalized, with a full stop.
+pub(crate) fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect::<String>() + "."
+    })
+}
+
 /// A time for people: `2026-12-06 09:30:05 UTC`.
 pub(crate) fn when_ms(ms: i64) -> String {
     let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
@@ -102,6 +110,15 @@ pub(crate) fn size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_read_as_sentences() {
+        assert_eq!(
+            sentence("invalid domain \"x y\""),
+            "Invalid domain \"x y\"."
+        );
+        assert_eq!(sentence(""), "");
+    }
 
     #[test]
     fn times_and_sizes_read_well() {

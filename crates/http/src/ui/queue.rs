@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::error::UiError;
 use super::page::{Nav, render, size, when_ms};
-use super::scope::{Scope, scope};
+use super::scope::{AccountQuery, Scope, WriteForm, checked_form, scope};
 use super::session::Signed;
 use crate::ApiState;
 use crate::submit::{QueuedMessage, Submitter};
@@ -52,11 +52,6 @@ struct QueuePage {
     destinations: Vec<Destination>,
     rows: Vec<Row>,
     total: usize,
-}
-
-#[derive(Deserialize, Default)]
-pub(crate) struct AccountQuery {
-    account: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -175,22 +170,6 @@ pub(crate) async fn list<S: Submitter>(
     render(StatusCode::OK, &page)
 }
 
-/// Checks an action's form: a role that may write, this session's token,
-/// the account it names.
-async fn checked<S: Submitter>(
-    state: &ApiState<S>,
-    signed: &Signed,
-    form: Result<Form<ActionForm>, FormRejection>,
-) -> Result<(ActionForm, Scope), UiError> {
-    signed.check_write("act on the queue")?;
-    let Ok(Form(form)) = form else {
-        return Err(UiError::BadToken);
-    };
-    signed.check_csrf(&form.csrf)?;
-    let scope = scope(&state.store, signed, form.account.as_deref()).await?;
-    Ok((form, scope))
-}
-
 /// Whether message `id` is the account's and in this node's queue.
 async fn owned<S: Submitter>(state: &ApiState<S>, scope: &Scope, id: &str) -> bool {
     account_queue(state, scope).await.iter().any(|m| m.id == id)
@@ -211,7 +190,7 @@ pub(crate) async fn retry<S: Submitter>(
     signed: Signed,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (form, scope) = checked(&state, &signed, form).await?;
+    let (form, scope) = checked_form(&state.store, &signed, form, "act on the queue").await?;
     let ids: Vec<String> = if form.id == "all" {
         account_queue(&state, &scope)
             .await
@@ -236,10 +215,20 @@ pub(crate) async fn delete<S: Submitter>(
     signed: Signed,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (form, scope) = checked(&state, &signed, form).await?;
+    let (form, scope) = checked_form(&state.store, &signed, form, "act on the queue").await?;
     if !owned(&state, &scope, &form.id).await || !state.submitter.delete_queued(&form.id).await {
         return Err(UiError::NotFound);
     }
     tracing::info!(user = %signed.session.user.email, account = %scope.account.name, id = %form.id, "dashboard: queued message deleted");
     Ok(after(&Nav::new(&signed, &scope, "queue"), &form))
+}
+
+impl WriteForm for ActionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
 }

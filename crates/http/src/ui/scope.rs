@@ -3,10 +3,59 @@
 //! viewer sees only their own, and naming another answers `404`, as a
 //! missing page does.
 
+use axum::extract::Form;
+use axum::extract::rejection::FormRejection;
 use carteiro_store::{Account, Role, Store};
+use serde::Deserialize;
 
 use super::error::UiError;
 use super::session::Signed;
+
+/// The query of a page that only names its account.
+#[derive(Deserialize, Default)]
+pub(crate) struct AccountQuery {
+    pub(crate) account: Option<String>,
+}
+
+/// A form that changes something: the session's token it carries and the
+/// account it names.
+pub(crate) trait WriteForm {
+    fn csrf(&self) -> &str;
+    fn account(&self) -> Option<&str>;
+}
+
+/// Forms read as name/value pairs (one name may repeat, as checkboxes do).
+impl WriteForm for Vec<(String, String)> {
+    fn csrf(&self) -> &str {
+        self.iter()
+            .find(|(n, _)| n == "csrf")
+            .map_or("", |(_, v)| v)
+    }
+
+    fn account(&self) -> Option<&str> {
+        self.iter()
+            .find(|(n, _)| n == "account")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Checks a form post that changes something, in this order: a role that
+/// may `what` (else `403`), a form that reads with this session's token
+/// (else `403`), and an account the user may see (else `404`).
+pub(crate) async fn checked_form<T: WriteForm>(
+    store: &Store,
+    signed: &Signed,
+    form: Result<Form<T>, FormRejection>,
+    what: &'static str,
+) -> Result<(T, Scope), UiError> {
+    signed.check_write(what)?;
+    let Ok(Form(form)) = form else {
+        return Err(UiError::BadToken);
+    };
+    signed.check_csrf(form.csrf())?;
+    let scope = scope(store, signed, form.account()).await?;
+    Ok((form, scope))
+}
 
 /// The account of a page and, for an admin, the accounts to switch to.
 #[derive(Clone, Debug)]

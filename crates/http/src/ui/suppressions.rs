@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::error::UiError;
 use super::page::{Nav, render, when_ms};
-use super::scope::{Scope, scope};
+use super::scope::{Scope, WriteForm, checked_form, scope};
 use super::session::Signed;
 use super::url::query_escape;
 use crate::ApiState;
@@ -197,23 +197,6 @@ pub(crate) async fn list<S: Submitter>(
     render(status, &page)
 }
 
-/// Checks a form post: a role that may write, this session's token, the
-/// account it names.
-async fn checked<S: Submitter>(
-    state: &ApiState<S>,
-    signed: &Signed,
-    form: Result<Form<ChangeForm>, FormRejection>,
-    what: &'static str,
-) -> Result<(ChangeForm, Scope), UiError> {
-    signed.check_write(what)?;
-    let Ok(Form(form)) = form else {
-        return Err(UiError::BadToken);
-    };
-    signed.check_csrf(&form.csrf)?;
-    let scope = scope(&state.store, signed, form.account.as_deref()).await?;
-    Ok((form, scope))
-}
-
 fn actor(signed: &Signed) -> String {
     format!("ui:{}", signed.session.user.email)
 }
@@ -224,7 +207,8 @@ pub(crate) async fn add<S: Submitter>(
     signed: Signed,
     form: Result<Form<ChangeForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (form, scope) = checked(&state, &signed, form, "change the suppression list").await?;
+    let (form, scope) =
+        checked_form(&state.store, &signed, form, "change the suppression list").await?;
     let address = form.address.trim();
     let note = form.note.trim();
     let refuse = |message: String| async {
@@ -274,7 +258,8 @@ pub(crate) async fn remove<S: Submitter>(
     signed: Signed,
     form: Result<Form<ChangeForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (form, scope) = checked(&state, &signed, form, "change the suppression list").await?;
+    let (form, scope) =
+        checked_form(&state.store, &signed, form, "change the suppression list").await?;
     let removed = state
         .store
         .remove_suppression(scope.account.id, &form.address, &actor(&signed))
@@ -290,4 +275,14 @@ pub(crate) async fn remove<S: Submitter>(
         query_escape(form.address.trim())
     );
     Ok(Redirect::to(&nav.href(&target)).into_response())
+}
+
+impl WriteForm for ChangeForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
 }

@@ -13,7 +13,7 @@ use carteiro_store::{Role, StoreError, generate_password};
 use serde::Deserialize;
 
 use super::error::UiError;
-use super::page::{Nav, render, when};
+use super::page::{Nav, render, sentence, when};
 use super::scope::{Scope, scope};
 use super::session::Signed;
 use crate::ApiState;
@@ -150,7 +150,7 @@ pub(crate) async fn add<S: Submitter>(
             | StoreError::NoSuchAccount(_)
             | StoreError::WeakPassword
             | StoreError::UserExists(_)),
-        ) => refused(capitalized(&error.to_string()), form).await,
+        ) => refused(sentence(&error.to_string()), form).await,
         Err(error) => Err(UiError::store("adding a user", error)),
     }
 }
@@ -193,11 +193,4 @@ pub(crate) async fn remove<S: Submitter>(
     }
     tracing::info!(by = %signed.session.user.email, email = %form.email.trim(), "dashboard: user removed");
     Ok(Redirect::to("/ui/users").into_response())
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect::<String>() + "."
-    })
 }

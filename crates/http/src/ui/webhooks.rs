@@ -9,11 +9,10 @@ use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use carteiro_store::EventKind;
-use serde::Deserialize;
 
 use super::error::UiError;
 use super::page::{Nav, render, when_ms};
-use super::scope::{Scope, scope};
+use super::scope::{AccountQuery, Scope, checked_form, scope};
 use super::session::Signed;
 use crate::ApiState;
 use crate::error::ApiError;
@@ -46,11 +45,6 @@ struct WebhooksPage {
     tested: Option<(bool, String)>,
     error: Option<String>,
     url: String,
-}
-
-#[derive(Deserialize, Default)]
-pub(crate) struct AccountQuery {
-    account: Option<String>,
 }
 
 async fn page<S: Submitter>(
@@ -124,33 +118,13 @@ pub(crate) async fn list<S: Submitter>(
 }
 
 /// The fields of the forms, as pairs: `events` repeats (one per checkbox).
-async fn checked<S: Submitter>(
-    state: &ApiState<S>,
-    signed: &Signed,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Result<(Vec<(String, String)>, Scope), UiError> {
-    signed.check_write("change webhooks")?;
-    let Ok(Form(pairs)) = form else {
-        return Err(UiError::BadToken);
-    };
-    let field = |name: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    signed.check_csrf(field("csrf").unwrap_or(""))?;
-    let scope = scope(&state.store, signed, field("account")).await?;
-    Ok((pairs, scope))
-}
-
 /// `POST /ui/webhooks`: makes an endpoint.
 pub(crate) async fn add<S: Submitter>(
     State(state): State<ApiState<S>>,
     signed: Signed,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (pairs, scope) = checked(&state, &signed, form).await?;
+    let (pairs, scope) = checked_form(&state.store, &signed, form, "change webhooks").await?;
     let url = pairs
         .iter()
         .find(|(n, _)| n == "url")
@@ -185,7 +159,7 @@ pub(crate) async fn test<S: Submitter>(
     signed: Signed,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (pairs, scope) = checked(&state, &signed, form).await?;
+    let (pairs, scope) = checked_form(&state.store, &signed, form, "change webhooks").await?;
     let id = pairs
         .iter()
         .find(|(n, _)| n == "id")
@@ -219,7 +193,7 @@ pub(crate) async fn delete<S: Submitter>(
     signed: Signed,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (pairs, scope) = checked(&state, &signed, form).await?;
+    let (pairs, scope) = checked_form(&state.store, &signed, form, "change webhooks").await?;
     let id = pairs
         .iter()
         .find(|(n, _)| n == "id")
