@@ -135,6 +135,15 @@ pub enum DomainCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make new DKIM keys (pending: they sign once activated) and print the records to publish
+    Rotate { domain: String },
+    /// Start signing with the new keys (once their DKIM records are published); the old ones retire
+    Activate {
+        domain: String,
+        /// Skip the DNS check of the new keys' records
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove a sending domain and its keys
     Remove { domain: String },
 }

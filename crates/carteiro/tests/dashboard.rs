@@ -13,7 +13,7 @@
 mod common;
 
 use carteiro_testkit::dns::DnsFixture;
-use common::dkim::records;
+use common::dkim::{dkimpy_verify, records};
 use common::http::{api_key, curl, wait_event};
 use common::webhook_endpoint::Endpoint;
 use common::{Setup, swaks};
@@ -270,6 +270,81 @@ async fn the_dashboard_in_chromium() {
     });
     let out = common::browser::run(&chromium, "dashboard.mjs", &input).await;
     assert!(out.contains("all dashboard steps passed"), "{out}");
+
+    // The rotation made in the page: publish the new keys' records, activate
+    // them with the CLI, and the next message is signed with them alone, and
+    // verifies.
+    for record in records(&server, "shop.test").await {
+        if record["purpose"] == "dkim" {
+            let name = record["name"].as_str().expect("name");
+            dns.set_txt(name, record["value"].as_str().expect("value"))
+                .await;
+        }
+    }
+    let out = server.cli(&["domain", "activate", "shop.test"]).await;
+    assert!(out.contains("shop.test now signs with crt"), "{out}");
+    // The server picks the change up within its refresh interval (2 s):
+    // send until a message comes signed by the new keys, a bounded number of
+    // times, then check that one.
+    let selectors = |message: &carteiro_testkit::ReceivedMessage| -> Vec<String> {
+        message
+            .headers("DKIM-Signature")
+            .iter()
+            .filter_map(|signature| {
+                signature
+                    .split(';')
+                    .find_map(|tag| tag.trim().strip_prefix("s="))
+                    .map(|s| s.trim().to_owned())
+            })
+            .collect()
+    };
+    let mut rotated = None;
+    for attempt in 0..20 {
+        let before = sink.messages().len();
+        let out = swaks(&[
+            "--server",
+            &server.submission.to_string(),
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "shop-app",
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            "orders@shop.test",
+            "--to",
+            &format!("gina{attempt}@dest.test"),
+            "--header",
+            "Subject: Signed with the new keys",
+        ])
+        .await;
+        assert!(out.ok, "{}", out.transcript);
+        let message = common::wait_rcpts(&sink, before + 1)
+            .await
+            .last()
+            .cloned()
+            .expect("the message");
+        // A rotation's selectors name the minute: crtYYYYMMDDHHMMr / e.
+        if selectors(&message)
+            .iter()
+            .all(|s| s.len() == "crt202612061430r".len())
+        {
+            rotated = Some(message);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let message = rotated.expect("a message signed by the new keys within 10 s of activating them");
+    assert_eq!(
+        selectors(&message).len(),
+        2,
+        "two signatures, by the two new keys alone"
+    );
+    assert_eq!(
+        dkimpy_verify(&message.data, &records(&server, "shop.test").await).await,
+        [true, true]
+    );
 
     // The test event sent from the page arrived, signed, of type "test".
     let test = endpoint

@@ -218,6 +218,21 @@ pub trait Submitter: Send + Sync + 'static {
         async { Err("test events cannot be sent from here".to_owned()) }
     }
 
+    /// Makes a rotation's new DKIM keys for sending domain `name`, pending
+    /// (they sign once activated). A domain with keys waiting already is
+    /// [`SubmitError::Refused`] naming `domain`.
+    fn rotate_domain_keys(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<carteiro_store::Domain, SubmitError>> + Send {
+        let _ = name;
+        async {
+            Err(SubmitError::Unavailable(
+                "keys cannot be made here".to_owned(),
+            ))
+        }
+    }
+
     /// The suppression lists changed in the store through this API or the
     /// dashboard: apply the change now, so the next send already sees it
     /// (other processes' changes arrive by polling).

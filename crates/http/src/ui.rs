@@ -79,6 +79,12 @@ pub(crate) fn routes<S: Submitter>(config: &carteiro_config::Config) -> Router<A
             get(domains::list::<S>).post(domains::add::<S>),
         )
         .route("/ui/domains/{name}", get(domains::one::<S>))
+        .route("/ui/domains/{name}/rotate", post(domains::rotate::<S>))
+        .route("/ui/domains/{name}/activate", post(domains::activate::<S>))
+        .route(
+            "/ui/domains/{name}/forget-retired",
+            post(domains::forget_retired::<S>),
+        )
         .route("/ui/keys", get(keys::list::<S>).post(keys::create::<S>))
         .route("/ui/keys/revoke", post(keys::revoke::<S>))
         .route(

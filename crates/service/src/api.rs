@@ -74,6 +74,30 @@ impl ApiSubmitter {
     }
 }
 
+/// A domain change's answer: a user's mistake (a bad or taken name, a
+/// rotation already waiting) refused naming `domain`, an unreachable store
+/// unavailable, anything else internal.
+fn store_answer(
+    answer: Result<carteiro_store::Domain, carteiro_store::StoreError>,
+) -> Result<carteiro_store::Domain, SubmitError> {
+    use carteiro_store::StoreError;
+    match answer {
+        Ok(domain) => Ok(domain),
+        Err(
+            error @ (StoreError::InvalidDomain(_)
+            | StoreError::DomainExists(_)
+            | StoreError::InvalidDkimKey(_)),
+        ) => Err(SubmitError::Refused {
+            field: "domain".to_owned(),
+            message: error.to_string(),
+        }),
+        Err(error) if error.is_transient() => Err(SubmitError::Unavailable(
+            "the database is unreachable; try again later".to_owned(),
+        )),
+        Err(error) => Err(SubmitError::Internal(error.to_string())),
+    }
+}
+
 /// The dashboard's view of a queue entry.
 fn queued_view(entry: QueueEntry) -> QueuedMessage {
     QueuedMessage {
@@ -138,6 +162,21 @@ impl Submitter for ApiSubmitter {
         }
     }
 
+    async fn rotate_domain_keys(&self, name: &str) -> Result<carteiro_store::Domain, SubmitError> {
+        let Some(tools) = &self.domains else {
+            return Err(SubmitError::Unavailable(
+                "keys cannot be made here".to_owned(),
+            ));
+        };
+        let keys = tokio::task::spawn_blocking(|| {
+            crate::domains::rotation_keys(time::OffsetDateTime::now_utc())
+        })
+        .await
+        .map_err(|e| SubmitError::Internal(e.to_string()))?
+        .map_err(|e| SubmitError::Internal(e.to_string()))?;
+        store_answer(tools.store.add_pending_keys(name, keys).await)
+    }
+
     async fn add_domain(
         &self,
         account: &str,
@@ -154,20 +193,7 @@ impl Submitter for ApiSubmitter {
         .await
         .map_err(|e| SubmitError::Internal(e.to_string()))?
         .map_err(|e| SubmitError::Internal(e.to_string()))?;
-        match tools.store.add_domain(account, name, keys).await {
-            Ok(domain) => Ok(domain),
-            Err(
-                error @ (carteiro_store::StoreError::InvalidDomain(_)
-                | carteiro_store::StoreError::DomainExists(_)),
-            ) => Err(SubmitError::Refused {
-                field: "domain".to_owned(),
-                message: error.to_string(),
-            }),
-            Err(error) if error.is_transient() => Err(SubmitError::Unavailable(
-                "the database is unreachable; try again later".to_owned(),
-            )),
-            Err(error) => Err(SubmitError::Internal(error.to_string())),
-        }
+        store_answer(tools.store.add_domain(account, name, keys).await)
     }
 
     async fn queued(&self) -> Vec<QueuedMessage> {

@@ -33,7 +33,28 @@ pub struct DomainReport {
 /// selectors (`crtYYYYMMr`, `crtYYYYMMe`). RSA generation takes a moment:
 /// call it off the async workers.
 pub fn new_keys(now: OffsetDateTime) -> Result<Vec<NewDkimKey>, DomainError> {
-    let (rsa_selector, ed_selector) = default_selectors(now);
+    keys_with(default_selectors(now))
+}
+
+/// A rotation's two new keys, with selectors naming the minute they were
+/// made (`crtYYYYMMDDHHMMr`, `…e`), so that they differ from the domain's
+/// first keys and from another rotation in the same month.
+pub fn rotation_keys(now: OffsetDateTime) -> Result<Vec<NewDkimKey>, DomainError> {
+    let stamp = format!(
+        "crt{:04}{:02}{:02}{:02}{:02}",
+        // The clamp keeps the label free of a sign for years no clock shows.
+        now.year().clamp(0, 9999),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute()
+    );
+    keys_with((format!("{stamp}r"), format!("{stamp}e")))
+}
+
+fn keys_with(
+    (rsa_selector, ed_selector): (String, String),
+) -> Result<Vec<NewDkimKey>, DomainError> {
     let mut keys = Vec::new();
     for (selector, algorithm) in [
         (rsa_selector, DkimAlgorithm::Rsa),
@@ -54,16 +75,21 @@ pub fn new_keys(now: OffsetDateTime) -> Result<Vec<NewDkimKey>, DomainError> {
     Ok(keys)
 }
 
-/// The records a domain needs, from its stored public keys.
+/// The records a domain needs, from its stored public keys: those of the
+/// keys that sign and of the keys waiting to (a retired key's record may go
+/// once mail signed with it has arrived, a few days).
 pub fn records(config: &Config, domain: &Domain) -> Result<Vec<DnsRecord>, DomainError> {
-    let algorithms: Vec<DkimAlgorithm> = domain
+    let published: Vec<&carteiro_store::DkimKey> = domain
         .keys
+        .iter()
+        .filter(|k| k.state != carteiro_store::KeyState::Retired)
+        .collect();
+    let algorithms: Vec<DkimAlgorithm> = published
         .iter()
         .map(|k| k.algorithm.as_str().parse())
         .collect::<Result<_, _>>()
         .map_err(|e| DomainError::Key(format!("{e}")))?;
-    let keys: Vec<PublicKeySpec<'_>> = domain
-        .keys
+    let keys: Vec<PublicKeySpec<'_>> = published
         .iter()
         .zip(&algorithms)
         .map(|(k, &algorithm)| PublicKeySpec {

@@ -12,7 +12,7 @@ use carteiro_mail::dkim::{DkimAlgorithm, DomainSigner, SigningKeySpec};
 use carteiro_mail::headers::{self, HeaderSummary};
 use carteiro_mail::{MessageId, Reply, Status};
 use carteiro_smtp_server::AccountRef;
-use carteiro_store::{Store, StoreError};
+use carteiro_store::{KeyState, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -53,7 +53,10 @@ impl Signers {
 
     async fn reload(&self, store: &Store) -> Result<(), StoreError> {
         let mut map = HashMap::new();
-        for domain in store.list_domains(None).await? {
+        for mut domain in store.list_domains(None).await? {
+            // Only active keys sign: pending ones wait for their DNS records,
+            // retired ones were replaced.
+            domain.keys.retain(|key| key.state == KeyState::Active);
             let algorithms: Vec<DkimAlgorithm> = match domain
                 .keys
                 .iter()

@@ -83,6 +83,43 @@ impl fmt::Debug for NewDkimKey {
     }
 }
 
+/// Where a key is in its life: made and waiting for its DNS record
+/// (`pending`), signing (`active`), or replaced (`retired`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Pending,
+    Active,
+    Retired,
+}
+
+impl KeyState {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Pending => "pending",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+impl FromStr for KeyState {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<KeyState, UnknownValue> {
+        match s {
+            "pending" => Ok(KeyState::Pending),
+            "active" => Ok(KeyState::Active),
+            "retired" => Ok(KeyState::Retired),
+            other => Err(UnknownValue {
+                what: "dkim key state",
+                value: other.to_owned(),
+            }),
+        }
+    }
+}
+
 /// A stored DKIM key.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct DkimKey {
@@ -100,6 +137,11 @@ pub struct DkimKey {
     /// When the key was stored (whole seconds, UTC).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Whether it signs: only `active` keys do.
+    pub state: KeyState,
+    /// When it stopped signing.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retired_at: Option<OffsetDateTime>,
 }
 
 impl fmt::Debug for DkimKey {
@@ -111,6 +153,8 @@ impl fmt::Debug for DkimKey {
             .field("private_key", &Redacted(self.private_key.len()))
             .field("public_key", &self.public_key)
             .field("created_at", &self.created_at)
+            .field("state", &self.state)
+            .field("retired_at", &self.retired_at)
             .finish()
     }
 }
@@ -167,6 +211,11 @@ impl DkimKey {
             private_key: row.try_get("private_key")?,
             public_key: row.try_get("public_key")?,
             created_at: from_unix(row.try_get("created_at")?)?,
+            state: row.try_get::<String, _>("state")?.parse()?,
+            retired_at: row
+                .try_get::<Option<i64>, _>("retired_at")?
+                .map(from_unix)
+                .transpose()?,
         })
     }
 }
@@ -212,7 +261,7 @@ fn check_keys(keys: &[NewDkimKey]) -> Result<Vec<String>, StoreError> {
 
 const DOMAIN_COLUMNS: &str = "d.id, d.account_id, a.name AS account, d.name, d.created_at";
 const KEY_COLUMNS: &str = "k.id, k.domain_id, k.selector, k.algorithm, k.private_key, \
-                           k.public_key, k.created_at";
+                           k.public_key, k.created_at, k.state, k.retired_at";
 
 impl Store {
     /// Registers a sending domain for an account, with its DKIM keys, in one
@@ -282,11 +331,111 @@ impl Store {
                 private_key: key.private_key,
                 public_key: key.public_key,
                 created_at: stored.created_at,
+                state: KeyState::Active,
+                retired_at: None,
             });
         }
         tx.commit().await?;
         tracing::info!(%account, domain = %stored.name, keys = stored.keys.len(), "domain added");
         Ok(stored)
+    }
+
+    /// Adds a rotation's new keys to a domain, `pending`: they do not sign
+    /// until [`Store::activate_pending_keys`]. Returns the domain with all its
+    /// keys.
+    ///
+    /// Fails with [`StoreError::InvalidDkimKey`] (a bad or taken selector, or
+    /// a rotation already waiting) or [`StoreError::InvalidDomain`] when it is
+    /// not a sending domain.
+    pub async fn add_pending_keys(
+        &self,
+        domain: &str,
+        keys: Vec<NewDkimKey>,
+    ) -> Result<Domain, StoreError> {
+        let name = normalize_domain(domain)?;
+        let selectors = check_keys(&keys)?;
+        let Some(found) = self.domain(&name).await? else {
+            return Err(StoreError::InvalidDomain(name));
+        };
+        if found.keys.iter().any(|k| k.state == KeyState::Pending) {
+            return Err(StoreError::InvalidDkimKey(format!(
+                "{name} has new keys waiting already: activate them first"
+            )));
+        }
+        let created_at = now_unix();
+        let mut tx = self.pool.begin().await?;
+        for (key, selector) in keys.into_iter().zip(selectors) {
+            sqlx::query(
+                "INSERT INTO dkim_keys \
+                 (domain_id, selector, algorithm, private_key, public_key, created_at, state) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
+            )
+            .bind(found.id)
+            .bind(&selector)
+            .bind(key.algorithm.as_str())
+            .bind(&key.private_key)
+            .bind(&key.public_key)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| {
+                if is_unique_violation(&error) {
+                    StoreError::InvalidDkimKey(format!("selector {selector:?} is taken"))
+                } else {
+                    error.into()
+                }
+            })?;
+        }
+        tx.commit().await?;
+        tracing::info!(domain = %name, "new dkim keys made, pending");
+        self.domain(&name)
+            .await?
+            .ok_or(StoreError::InvalidDomain(name))
+    }
+
+    /// Makes a domain's pending keys sign and retires the keys that signed,
+    /// in one transaction. Returns whether there were pending keys.
+    pub async fn activate_pending_keys(&self, domain: &str) -> Result<bool, StoreError> {
+        let Some(found) = self.domain(domain).await? else {
+            return Ok(false);
+        };
+        if !found.keys.iter().any(|k| k.state == KeyState::Pending) {
+            return Ok(false);
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE dkim_keys SET state = 'retired', retired_at = $2 \
+             WHERE domain_id = $1 AND state = 'active'",
+        )
+        .bind(found.id)
+        .bind(now_unix())
+        .execute(&mut *tx)
+        .await?;
+        let activated = sqlx::query(
+            "UPDATE dkim_keys SET state = 'active' WHERE domain_id = $1 AND state = 'pending'",
+        )
+        .bind(found.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        tracing::info!(domain = %found.name, keys = activated, "dkim keys rotated: the new keys sign");
+        Ok(activated > 0)
+    }
+
+    /// Deletes a domain's retired keys (once their DNS records may go).
+    /// Returns how many.
+    pub async fn remove_retired_keys(&self, domain: &str) -> Result<u64, StoreError> {
+        let Some(found) = self.domain(domain).await? else {
+            return Ok(0);
+        };
+        Ok(
+            sqlx::query("DELETE FROM dkim_keys WHERE domain_id = $1 AND state = 'retired'")
+                .bind(found.id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 
     /// Finds a domain (case-insensitive) with its keys. A name that could not

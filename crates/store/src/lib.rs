@@ -57,7 +57,7 @@ pub use api_keys::ApiKey;
 pub use backend::Backend;
 pub use cluster::{Lease, NODE_SILENT_AFTER_MS, NodeStatus, WEBHOOKS_LEASE};
 pub use credentials::Credential;
-pub use domains::{DkimAlgorithm, DkimKey, Domain, NewDkimKey};
+pub use domains::{DkimAlgorithm, DkimKey, Domain, KeyState, NewDkimKey};
 pub use error::{StoreError, UnknownValue};
 pub use event_details::{
     AlertDetails, BounceReportDetails, ComplaintDetails, DeliveryDetails, EngagementDetails,

@@ -1,4 +1,4 @@
-//! `carteiro domain add|list|dns|check|remove`: sending domains, their DKIM
+//! `carteiro domain add|list|dns|check|rotate|activate|remove`: sending domains, their DKIM
 //! keys and the DNS records to publish.
 
 use crate::cli::DomainCommand;
@@ -6,8 +6,8 @@ use anyhow::{Context, bail};
 use carteiro_config::Config;
 use carteiro_delivery::Resolver;
 use carteiro_mail::dns_records::{CheckStatus, render_text};
-use carteiro_service::domains::{DomainReport, check_domain, new_keys, records};
-use carteiro_store::{Domain, Store};
+use carteiro_service::domains::{DomainReport, check_domain, new_keys, records, rotation_keys};
+use carteiro_store::{Domain, KeyState, Store};
 use time::OffsetDateTime;
 
 pub async fn run(cmd: DomainCommand, config: &Config) -> anyhow::Result<()> {
@@ -113,6 +113,64 @@ async fn execute(cmd: DomainCommand, config: &Config, store: &Store) -> anyhow::
             if bad > 0 {
                 bail!("{bad} check(s) for {} are missing or wrong", domain.name);
             }
+        }
+        DomainCommand::Rotate { domain } => {
+            let found = find(store, &domain).await?;
+            let keys = rotation_keys(OffsetDateTime::now_utc())?;
+            let selectors: Vec<String> = keys.iter().map(|k| k.selector.clone()).collect();
+            let rotated = store.add_pending_keys(&found.name, keys).await?;
+            println!(
+                "new DKIM keys {} made for {}; they sign once activated",
+                selectors.join(" and "),
+                rotated.name
+            );
+            println!(
+                "Publish their records (below, with the others), then run 'carteiro domain activate {}':\n",
+                rotated.name
+            );
+            print!("{}", render_text(&records(config, &rotated)?));
+        }
+        DomainCommand::Activate { domain, force } => {
+            let found = find(store, &domain).await?;
+            let pending: Vec<&str> = found
+                .keys
+                .iter()
+                .filter(|k| k.state == KeyState::Pending)
+                .map(|k| k.selector.as_str())
+                .collect();
+            if pending.is_empty() {
+                bail!(
+                    "{} has no new keys to activate (make them with 'carteiro domain rotate {}')",
+                    found.name,
+                    found.name
+                );
+            }
+            if !force {
+                let resolver =
+                    Resolver::new(&config.dns.nameservers).context("cannot set up DNS")?;
+                let report = check_domain(config, store, &resolver, &found).await?;
+                for selector in &pending {
+                    let prefix = format!("{selector}._domainkey.");
+                    let published = report.records.iter().any(|r| {
+                        r.purpose.as_str() == "dkim"
+                            && r.name.starts_with(&prefix)
+                            && r.status == CheckStatus::Ok
+                    });
+                    if !published {
+                        bail!(
+                            "the DKIM record of the new key {selector} is not published as made \
+                             (see 'carteiro domain check {}'); publish it first, or use --force",
+                            found.name
+                        );
+                    }
+                }
+            }
+            store.activate_pending_keys(&found.name).await?;
+            println!(
+                "{} now signs with {}; keep the old keys' DNS records for a few days",
+                found.name,
+                pending.join(" and ")
+            );
         }
         DomainCommand::Remove { domain } => {
             if !store.remove_domain(&domain).await? {

@@ -10,7 +10,7 @@ use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use carteiro_store::Domain;
+use carteiro_store::{Domain, KeyState};
 use serde::Deserialize;
 
 use super::error::UiError;
@@ -56,13 +56,28 @@ pub(crate) struct ChecklistRow {
     pub(crate) message: String,
 }
 
+/// One DKIM key as shown.
+pub(crate) struct KeyRow {
+    pub(crate) selector: String,
+    pub(crate) algorithm: &'static str,
+    /// `pending`, `active` or `retired`.
+    pub(crate) state: &'static str,
+    pub(crate) made: String,
+    pub(crate) retired: String,
+}
+
 #[derive(Template)]
 #[template(path = "ui/domain.html")]
 struct DomainPage {
     nav: Nav,
     name: String,
     created: String,
-    keys: Vec<(String, &'static str, String)>,
+    keys: Vec<KeyRow>,
+    has_pending: bool,
+    has_retired: bool,
+    /// Every pending key's DKIM record checks ok: activation may go ahead.
+    pending_published: bool,
+    error: Option<String>,
     records: Vec<RecordRow>,
     checklist: Vec<ChecklistRow>,
     /// Whether the check ran (DNS answered or said what failed).
@@ -172,6 +187,17 @@ pub(crate) async fn one<S: Submitter>(
     let Query(query) = query.unwrap_or_default();
     let scope = scope(&state.store, &signed, query.account.as_deref()).await?;
     let domain = owned(&state, &scope, &name).await?;
+    let page = domain_page(&state, &signed, &scope, domain).await;
+    render(StatusCode::OK, &page)
+}
+
+/// A domain's page: its records with the live check, the checklist, the keys.
+async fn domain_page<S: Submitter>(
+    state: &ApiState<S>,
+    signed: &Signed,
+    scope: &Scope,
+    domain: Domain,
+) -> DomainPage {
     let expected = state.submitter.domain_records(&domain);
     let check = state.submitter.check_domain(&domain).await;
     let mut records: Vec<RecordRow> = expected
@@ -230,21 +256,141 @@ pub(crate) async fn one<S: Submitter>(
         .chain(checklist.iter().map(|c| c.status))
         .filter(|s| matches!(*s, "missing" | "wrong"))
         .count();
-    let page = DomainPage {
-        nav: Nav::new(&signed, &scope, "domains"),
+    // The new keys may sign once their DKIM records are published as made.
+    let pending: Vec<&str> = domain
+        .keys
+        .iter()
+        .filter(|k| k.state == KeyState::Pending)
+        .map(|k| k.selector.as_str())
+        .collect();
+    let pending_published = !pending.is_empty()
+        && pending.iter().all(|selector| {
+            records.iter().any(|r| {
+                r.purpose == "dkim"
+                    && r.name.starts_with(&format!("{selector}._domainkey."))
+                    && r.status == "ok"
+            })
+        });
+    DomainPage {
+        nav: Nav::new(signed, scope, "domains"),
         created: when(domain.created_at),
         keys: domain
             .keys
             .iter()
-            .map(|k| (k.selector.clone(), k.algorithm.as_str(), when(k.created_at)))
+            .map(|k| KeyRow {
+                selector: k.selector.clone(),
+                algorithm: k.algorithm.as_str(),
+                state: k.state.as_str(),
+                made: when(k.created_at),
+                retired: k.retired_at.map(when).unwrap_or_default(),
+            })
             .collect(),
+        has_pending: !pending.is_empty(),
+        has_retired: domain.keys.iter().any(|k| k.state == KeyState::Retired),
+        pending_published,
         name: domain.name,
         records,
         checklist,
         checked: check.is_some(),
         problems,
-    };
-    render(StatusCode::OK, &page)
+        error: None,
+    }
+}
+
+/// The keys form: the session's token and the page's account.
+#[derive(Deserialize)]
+pub(crate) struct KeysForm {
+    #[serde(default)]
+    csrf: String,
+    account: Option<String>,
+}
+
+impl WriteForm for KeysForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+}
+
+/// Back to the domain's page.
+fn to_domain(signed: &Signed, scope: &Scope, name: &str) -> Response {
+    let nav = Nav::new(signed, scope, "domains");
+    let target = format!("/ui/domains/{}", query_escape(name));
+    Redirect::to(&nav.href(&target)).into_response()
+}
+
+/// `POST /ui/domains/{name}/rotate`: new keys, pending until activated.
+pub(crate) async fn rotate<S: Submitter>(
+    State(state): State<ApiState<S>>,
+    signed: Signed,
+    Path(name): Path<String>,
+    form: Result<Form<KeysForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let (_, scope) = checked_form(&state.store, &signed, form, "rotate DKIM keys").await?;
+    let domain = owned(&state, &scope, &name).await?;
+    match state.submitter.rotate_domain_keys(&domain.name).await {
+        Ok(_) => {
+            tracing::info!(user = %signed.session.user.email, domain = %domain.name, "dashboard: dkim keys made, pending");
+            Ok(to_domain(&signed, &scope, &domain.name))
+        }
+        Err(SubmitError::Refused { message, .. }) => {
+            let mut page = domain_page(&state, &signed, &scope, domain).await;
+            page.error = Some(sentence(&message));
+            render(StatusCode::BAD_REQUEST, &page)
+        }
+        Err(SubmitError::Unavailable(_)) => Err(UiError::Unavailable),
+        Err(other) => Err(UiError::internal("rotating dkim keys", other)),
+    }
+}
+
+/// `POST /ui/domains/{name}/activate`: the pending keys sign from now on,
+/// the old ones retire; refused until the new keys' DKIM records are
+/// published as made (checked again here).
+pub(crate) async fn activate<S: Submitter>(
+    State(state): State<ApiState<S>>,
+    signed: Signed,
+    Path(name): Path<String>,
+    form: Result<Form<KeysForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let (_, scope) = checked_form(&state.store, &signed, form, "rotate DKIM keys").await?;
+    let domain = owned(&state, &scope, &name).await?;
+    let page = domain_page(&state, &signed, &scope, domain.clone()).await;
+    if !page.pending_published {
+        let mut page = page;
+        page.error = Some(if page.has_pending {
+            "Publish the new keys' DKIM records first: receivers could not verify mail signed with them.".to_owned()
+        } else {
+            "There are no new keys to start signing with.".to_owned()
+        });
+        return render(StatusCode::BAD_REQUEST, &page);
+    }
+    state
+        .store
+        .activate_pending_keys(&domain.name)
+        .await
+        .map_err(|e| UiError::store("activating dkim keys", e))?;
+    tracing::info!(user = %signed.session.user.email, domain = %domain.name, "dashboard: dkim keys rotated");
+    Ok(to_domain(&signed, &scope, &domain.name))
+}
+
+/// `POST /ui/domains/{name}/forget-retired`: deletes the retired keys.
+pub(crate) async fn forget_retired<S: Submitter>(
+    State(state): State<ApiState<S>>,
+    signed: Signed,
+    Path(name): Path<String>,
+    form: Result<Form<KeysForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let (_, scope) = checked_form(&state.store, &signed, form, "rotate DKIM keys").await?;
+    let domain = owned(&state, &scope, &name).await?;
+    state
+        .store
+        .remove_retired_keys(&domain.name)
+        .await
+        .map_err(|e| UiError::store("removing retired dkim keys", e))?;
+    Ok(to_domain(&signed, &scope, &domain.name))
 }
 
 impl WriteForm for AddForm {

@@ -229,3 +229,101 @@ fn algorithm_names_round_trip() {
     }
     assert!("dsa".parse::<DkimAlgorithm>().is_err());
 }
+
+#[tokio::test]
+async fn a_rotation_waits_pending_then_the_new_keys_sign_and_the_old_retire() {
+    let (_dir, store) = temp_store().await;
+    store.create_account("acme").await.expect("account");
+    store
+        .add_domain("acme", "acme.example", two_keys())
+        .await
+        .expect("add");
+    let states = |domain: &Domain| -> Vec<(String, KeyState)> {
+        domain
+            .keys
+            .iter()
+            .map(|k| (k.selector.clone(), k.state))
+            .collect()
+    };
+    let rotated = store
+        .add_pending_keys(
+            "ACME.example",
+            vec![
+                key("new-rsa", DkimAlgorithm::Rsa),
+                key("new-ed", DkimAlgorithm::Ed25519),
+            ],
+        )
+        .await
+        .expect("rotate");
+    assert_eq!(
+        states(&rotated),
+        [
+            ("carteiro-rsa".to_owned(), KeyState::Active),
+            ("carteiro-ed".to_owned(), KeyState::Active),
+            ("new-rsa".to_owned(), KeyState::Pending),
+            ("new-ed".to_owned(), KeyState::Pending),
+        ]
+    );
+    // One rotation at a time; a taken selector is refused.
+    assert!(matches!(
+        store
+            .add_pending_keys("acme.example", vec![key("third", DkimAlgorithm::Rsa)])
+            .await,
+        Err(StoreError::InvalidDkimKey(_))
+    ));
+    assert!(matches!(
+        store
+            .add_pending_keys("nosuch.example", vec![key("x", DkimAlgorithm::Rsa)])
+            .await,
+        Err(StoreError::InvalidDomain(_))
+    ));
+
+    assert!(
+        store
+            .activate_pending_keys("acme.example")
+            .await
+            .expect("activate")
+    );
+    let after = store
+        .domain("acme.example")
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(
+        states(&after),
+        [
+            ("carteiro-rsa".to_owned(), KeyState::Retired),
+            ("carteiro-ed".to_owned(), KeyState::Retired),
+            ("new-rsa".to_owned(), KeyState::Active),
+            ("new-ed".to_owned(), KeyState::Active),
+        ]
+    );
+    assert!(after.keys[0].retired_at.is_some() && after.keys[2].retired_at.is_none());
+    assert!(
+        !store
+            .activate_pending_keys("acme.example")
+            .await
+            .expect("again"),
+        "nothing waits"
+    );
+
+    assert_eq!(
+        store
+            .remove_retired_keys("acme.example")
+            .await
+            .expect("forget"),
+        2
+    );
+    let left = store
+        .domain("acme.example")
+        .await
+        .expect("read")
+        .expect("there");
+    assert_eq!(
+        states(&left),
+        [
+            ("new-rsa".to_owned(), KeyState::Active),
+            ("new-ed".to_owned(), KeyState::Active),
+        ]
+    );
+}
