@@ -24,6 +24,30 @@ const PASSWORD: &str = "dashboard pass 1";
 /// Most wrong logins per IP and per user in this test's window.
 const MAX_FAILURES: u32 = 5;
 
+/// Sends a message from orders@shop.test to `to` through submission (STARTTLS,
+/// AUTH as shop-app) with swaks; panics unless it is accepted.
+async fn submit(server: &common::Server, to: &str, subject: &str) {
+    let out = swaks(&[
+        "--server",
+        &server.submission.to_string(),
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "shop-app",
+        "--auth-password",
+        PASSWORD,
+        "--from",
+        "orders@shop.test",
+        "--to",
+        to,
+        "--header",
+        &format!("Subject: {subject}"),
+    ])
+    .await;
+    assert!(out.ok, "{}", out.transcript);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_commands_add_list_and_remove_dashboard_users() {
     let server = Setup::new().start().await;
@@ -172,32 +196,13 @@ async fn the_dashboard_in_chromium() {
 
     // Mail through SMTP: three messages, one of them to the recipient the
     // browser looks for.
-    let submission = server.submission.to_string();
     let sends = [
         ("alice@dest.test", "Your order 1042 shipped"),
         ("bob@dest.test", "Weekly news"),
         ("carol@dest.test", "Weekly news"),
     ];
     for (to, subject) in sends {
-        let out = swaks(&[
-            "--server",
-            &submission,
-            "--tls",
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            "shop-app",
-            "--auth-password",
-            PASSWORD,
-            "--from",
-            "orders@shop.test",
-            "--to",
-            to,
-            "--header",
-            &format!("Subject: {subject}"),
-        ])
-        .await;
-        assert!(out.ok, "{}", out.transcript);
+        submit(&server, to, subject).await;
     }
     common::wait_rcpts(&sink, sends.len()).await;
 
@@ -301,25 +306,12 @@ async fn the_dashboard_in_chromium() {
     let mut rotated = None;
     for attempt in 0..20 {
         let before = sink.messages().len();
-        let out = swaks(&[
-            "--server",
-            &server.submission.to_string(),
-            "--tls",
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            "shop-app",
-            "--auth-password",
-            PASSWORD,
-            "--from",
-            "orders@shop.test",
-            "--to",
+        submit(
+            &server,
             &format!("gina{attempt}@dest.test"),
-            "--header",
-            "Subject: Signed with the new keys",
-        ])
+            "Signed with the new keys",
+        )
         .await;
-        assert!(out.ok, "{}", out.transcript);
         let message = common::wait_rcpts(&sink, before + 1)
             .await
             .last()

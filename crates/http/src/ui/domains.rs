@@ -322,6 +322,18 @@ fn to_domain(signed: &Signed, scope: &Scope, name: &str) -> Response {
     Redirect::to(&nav.href(&target)).into_response()
 }
 
+/// The checks of a key action's form, then the account's domain.
+async fn key_action<S: Submitter>(
+    state: &ApiState<S>,
+    signed: &Signed,
+    name: &str,
+    form: Result<Form<KeysForm>, FormRejection>,
+) -> Result<(Scope, Domain), UiError> {
+    let (_, scope) = checked_form(&state.store, signed, form, "rotate DKIM keys").await?;
+    let domain = owned(state, &scope, name).await?;
+    Ok((scope, domain))
+}
+
 /// `POST /ui/domains/{name}/rotate`: new keys, pending until activated.
 pub(crate) async fn rotate<S: Submitter>(
     State(state): State<ApiState<S>>,
@@ -329,8 +341,7 @@ pub(crate) async fn rotate<S: Submitter>(
     Path(name): Path<String>,
     form: Result<Form<KeysForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (_, scope) = checked_form(&state.store, &signed, form, "rotate DKIM keys").await?;
-    let domain = owned(&state, &scope, &name).await?;
+    let (scope, domain) = key_action(&state, &signed, &name, form).await?;
     match state.submitter.rotate_domain_keys(&domain.name).await {
         Ok(_) => {
             tracing::info!(user = %signed.session.user.email, domain = %domain.name, "dashboard: dkim keys made, pending");
@@ -355,8 +366,7 @@ pub(crate) async fn activate<S: Submitter>(
     Path(name): Path<String>,
     form: Result<Form<KeysForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (_, scope) = checked_form(&state.store, &signed, form, "rotate DKIM keys").await?;
-    let domain = owned(&state, &scope, &name).await?;
+    let (scope, domain) = key_action(&state, &signed, &name, form).await?;
     let page = domain_page(&state, &signed, &scope, domain.clone()).await;
     if !page.pending_published {
         let mut page = page;
@@ -383,8 +393,7 @@ pub(crate) async fn forget_retired<S: Submitter>(
     Path(name): Path<String>,
     form: Result<Form<KeysForm>, FormRejection>,
 ) -> Result<Response, UiError> {
-    let (_, scope) = checked_form(&state.store, &signed, form, "rotate DKIM keys").await?;
-    let domain = owned(&state, &scope, &name).await?;
+    let (scope, domain) = key_action(&state, &signed, &name, form).await?;
     state
         .store
         .remove_retired_keys(&domain.name)
