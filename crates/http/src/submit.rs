@@ -159,6 +159,12 @@ pub trait Submitter: Send + Sync + 'static {
         async { Vec::new() }
     }
 
+    /// One message of this node's queue, if it is there. The default: none.
+    fn queued_message(&self, id: &str) -> impl Future<Output = Option<QueuedMessage>> + Send {
+        let _ = id;
+        async { None }
+    }
+
     /// Makes a queued message due now; whether it was in the queue.
     fn retry_queued(&self, id: &str) -> impl Future<Output = bool> + Send {
         let _ = id;

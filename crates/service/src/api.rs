@@ -206,6 +206,11 @@ impl Submitter for ApiSubmitter {
             .collect()
     }
 
+    async fn queued_message(&self, id: &str) -> Option<QueuedMessage> {
+        let id = id.parse::<MessageId>().ok()?;
+        self.intake.engine().show(id).await.map(queued_view)
+    }
+
     async fn retry_queued(&self, id: &str) -> bool {
         match id.parse::<MessageId>() {
             Ok(id) => self.intake.engine().retry(Some(id)).await > 0,

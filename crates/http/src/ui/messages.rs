@@ -222,10 +222,7 @@ pub(crate) async fn one<S: Submitter>(
         .await
         .map_err(|e| UiError::store("reading a message", e))?
         .ok_or(UiError::NotFound)?;
-    let queued = super::queue::account_queue(&state, &scope)
-        .await
-        .iter()
-        .any(|m| m.id == message.id);
+    let queued = super::queue::owned(&state, &scope, &message.id).await;
     let page = MessagePage {
         queued,
         nav: Nav::new(&signed, &scope, "messages"),

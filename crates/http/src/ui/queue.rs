@@ -170,9 +170,14 @@ pub(crate) async fn list<S: Submitter>(
     render(StatusCode::OK, &page)
 }
 
-/// Whether message `id` is the account's and in this node's queue.
-async fn owned<S: Submitter>(state: &ApiState<S>, scope: &Scope, id: &str) -> bool {
-    account_queue(state, scope).await.iter().any(|m| m.id == id)
+/// Whether message `id` is the account's and in this node's queue: one
+/// lookup in the queue, not a listing of it.
+pub(crate) async fn owned<S: Submitter>(state: &ApiState<S>, scope: &Scope, id: &str) -> bool {
+    state
+        .submitter
+        .queued_message(id)
+        .await
+        .is_some_and(|m| m.account == scope.account.name)
 }
 
 fn after(nav: &Nav, form: &ActionForm) -> Response {
