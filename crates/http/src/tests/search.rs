@@ -36,7 +36,7 @@ fn new_message(
         sender: sender.to_owned(),
         recipients: to.iter().map(|r| (*r).to_owned()).collect(),
         subject: Some(format!("message {n}")),
-        header_message_id: None,
+        header_message_id: Some(format!("<m{n}@shop.example>")),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         sending_domain: None,
         metadata: Value::Null,
@@ -138,6 +138,47 @@ fn ids(answer: &Value) -> Vec<String> {
         .iter()
         .map(|m| m["id"].as_str().expect("id").to_owned())
         .collect()
+}
+
+#[tokio::test]
+async fn search_by_subject_text_and_message_id_header() {
+    let h = Harness::new().await;
+    let (m, _) = seed(&h).await;
+    let found = |uri: &str| {
+        let h = &h;
+        let uri = uri.to_owned();
+        async move {
+            let answer = h.get(&uri).await;
+            assert_eq!(answer.status, StatusCode::OK, "{uri}: {}", answer.json);
+            ids(&answer.json)
+        }
+    };
+    // Subject text, ASCII case ignored; only this account's (globex's
+    // "message 9" is not found).
+    assert_eq!(
+        found("/api/v1/messages?subject=MESSAGE%203").await,
+        [m[3].id.clone()]
+    );
+    assert!(
+        found("/api/v1/messages?subject=message%209")
+            .await
+            .is_empty()
+    );
+    assert_eq!(found("/api/v1/messages?subject=message").await.len(), 5);
+    // The Message-ID header, with or without its angle brackets.
+    assert_eq!(
+        found("/api/v1/messages?message_id=%3Cm2%40shop.example%3E").await,
+        [m[2].id.clone()]
+    );
+    assert_eq!(
+        found("/api/v1/messages?message_id=m2@shop.example").await,
+        [m[2].id.clone()]
+    );
+    assert!(
+        found("/api/v1/messages?message_id=m9@shop.example")
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
