@@ -24,7 +24,7 @@ use time::format_description::well_known::Rfc2822;
 pub struct ApiSubmitter {
     /// What the dashboard's requests beyond sending need (sending domains,
     /// webhook test events): the configuration, the store, DNS.
-    domains: Option<DomainTools>,
+    tools: Option<DaemonTools>,
     intake: Arc<Intake>,
     inbound: Arc<Inbound>,
     tracker: Arc<Tracker>,
@@ -33,7 +33,7 @@ pub struct ApiSubmitter {
 }
 
 /// What the dashboard's domain pages need from the daemon.
-struct DomainTools {
+struct DaemonTools {
     config: Arc<carteiro_config::Config>,
     store: carteiro_store::Store,
     resolver: carteiro_delivery::Resolver,
@@ -48,7 +48,7 @@ impl ApiSubmitter {
         store: carteiro_store::Store,
         resolver: carteiro_delivery::Resolver,
     ) -> ApiSubmitter {
-        self.domains = Some(DomainTools {
+        self.tools = Some(DaemonTools {
             config,
             store,
             resolver,
@@ -64,7 +64,7 @@ impl ApiSubmitter {
         max_message_size: u64,
     ) -> ApiSubmitter {
         ApiSubmitter {
-            domains: None,
+            tools: None,
             intake,
             inbound,
             tracker,
@@ -127,7 +127,7 @@ impl Submitter for ApiSubmitter {
         hook: &carteiro_store::Webhook,
         account: &str,
     ) -> Result<(), String> {
-        let Some(tools) = &self.domains else {
+        let Some(tools) = &self.tools else {
             return Err("test events cannot be sent from here".to_owned());
         };
         crate::webhooks::send_test(&tools.config.webhooks, hook, account).await
@@ -137,7 +137,7 @@ impl Submitter for ApiSubmitter {
         &self,
         domain: &carteiro_store::Domain,
     ) -> Vec<carteiro_mail::dns_records::DnsRecord> {
-        let Some(tools) = &self.domains else {
+        let Some(tools) = &self.tools else {
             return Vec::new();
         };
         crate::domains::records(&tools.config, domain).unwrap_or_else(|error| {
@@ -147,7 +147,7 @@ impl Submitter for ApiSubmitter {
     }
 
     async fn check_domain(&self, domain: &carteiro_store::Domain) -> Option<DomainCheck> {
-        let tools = self.domains.as_ref()?;
+        let tools = self.tools.as_ref()?;
         match crate::domains::check_domain(&tools.config, &tools.store, &tools.resolver, domain)
             .await
         {
@@ -163,7 +163,7 @@ impl Submitter for ApiSubmitter {
     }
 
     async fn rotate_domain_keys(&self, name: &str) -> Result<carteiro_store::Domain, SubmitError> {
-        let Some(tools) = &self.domains else {
+        let Some(tools) = &self.tools else {
             return Err(SubmitError::Unavailable(
                 "keys cannot be made here".to_owned(),
             ));
@@ -182,7 +182,7 @@ impl Submitter for ApiSubmitter {
         account: &str,
         name: &str,
     ) -> Result<carteiro_store::Domain, SubmitError> {
-        let Some(tools) = &self.domains else {
+        let Some(tools) = &self.tools else {
             return Err(SubmitError::Unavailable(
                 "domains cannot be added here".to_owned(),
             ));

@@ -160,11 +160,7 @@ pub(crate) async fn test<S: Submitter>(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, UiError> {
     let (pairs, scope) = checked_form(&state.store, &signed, form, "change webhooks").await?;
-    let id = pairs
-        .iter()
-        .find(|(n, _)| n == "id")
-        .and_then(|(_, v)| v.parse::<i64>().ok())
-        .ok_or(UiError::NotFound)?;
+    let id = endpoint_id(&pairs)?;
     let hook = state
         .store
         .webhook(scope.account.id, id)
@@ -194,11 +190,7 @@ pub(crate) async fn delete<S: Submitter>(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, UiError> {
     let (pairs, scope) = checked_form(&state.store, &signed, form, "change webhooks").await?;
-    let id = pairs
-        .iter()
-        .find(|(n, _)| n == "id")
-        .and_then(|(_, v)| v.parse::<i64>().ok())
-        .ok_or(UiError::NotFound)?;
+    let id = endpoint_id(&pairs)?;
     let deleted = state
         .store
         .delete_webhook(scope.account.id, id)
@@ -210,4 +202,13 @@ pub(crate) async fn delete<S: Submitter>(
     tracing::info!(user = %signed.session.user.email, account = %scope.account.name, id, "dashboard: webhook deleted");
     let nav = Nav::new(&signed, &scope, "webhooks");
     Ok(Redirect::to(&nav.href("/ui/webhooks")).into_response())
+}
+
+/// The endpoint a form names (`id`); anything but a number names none.
+fn endpoint_id(pairs: &[(String, String)]) -> Result<i64, UiError> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == "id")
+        .and_then(|(_, v)| v.parse::<i64>().ok())
+        .ok_or(UiError::NotFound)
 }
