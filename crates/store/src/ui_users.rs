@@ -246,20 +246,13 @@ impl Store {
         let Ok(email) = normalize_email(email) else {
             return Ok(false);
         };
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "DELETE FROM ui_sessions WHERE user_id IN (SELECT id FROM ui_users WHERE email = $1)",
-        )
-        .bind(&email)
-        .execute(&mut *tx)
-        .await?;
+        // Their sessions go with them: ui_sessions.user_id cascades.
         let removed = sqlx::query("DELETE FROM ui_users WHERE email = $1")
             .bind(&email)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?
             .rows_affected()
             > 0;
-        tx.commit().await?;
         if removed {
             tracing::info!(%email, "dashboard user removed");
         }
