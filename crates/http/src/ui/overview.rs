@@ -147,9 +147,9 @@ pub(crate) async fn page<S: Submitter>(
         if let Ok(at) = usize::try_from((row.start_ms - first).div_euclid(bucket_ms))
             && let Some(slot) = series.get_mut(at)
         {
-            add(slot, &row.counts);
+            slot.add(&row.counts);
         }
-        add(&mut total, &row.counts);
+        total.add(&row.counts);
     }
     let times: Vec<i64> = (0..points)
         .map(|i| (first + i as i64 * bucket_ms) / 1000)
@@ -198,22 +198,6 @@ pub(crate) async fn page<S: Submitter>(
         StatusCode::OK
     };
     render(status, &page)
-}
-
-fn add(into: &mut StatsCounts, counts: &StatsCounts) {
-    into.received += counts.received;
-    into.delivered += counts.delivered;
-    into.deferred += counts.deferred;
-    into.bounced += counts.bounced;
-    into.expired += counts.expired;
-    into.suppressed += counts.suppressed;
-    into.complained += counts.complained;
-    into.opened += counts.opened;
-    into.opened_unique += counts.opened_unique;
-    into.opened_machine += counts.opened_machine;
-    into.clicked += counts.clicked;
-    into.clicked_unique += counts.clicked_unique;
-    into.unsubscribed += counts.unsubscribed;
 }
 
 fn totals(t: &StatsCounts) -> Vec<Total> {
