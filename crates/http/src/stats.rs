@@ -168,6 +168,27 @@ impl StatsRequest {
         }
     }
 
+    /// Every interval of the range: its start (ms) and its counts, zeros
+    /// where `rows` have none; and the totals.
+    pub(crate) fn series<'a>(
+        &self,
+        rows: impl IntoIterator<Item = &'a StatsRow>,
+    ) -> (Vec<i64>, Vec<StatsCounts>, StatsCounts) {
+        let by_start: BTreeMap<i64, &StatsCounts> =
+            rows.into_iter().map(|r| (r.start_ms, &r.counts)).collect();
+        let mut totals = StatsCounts::default();
+        let zero = StatsCounts::default();
+        let (starts, counts) = self
+            .starts()
+            .map(|start| {
+                let counts = *by_start.get(&start).copied().unwrap_or(&zero);
+                totals.add(&counts);
+                (start, counts)
+            })
+            .unzip();
+        (starts, counts, totals)
+    }
+
     /// Every interval start of the range, in ms.
     fn starts(&self) -> impl Iterator<Item = i64> + use<> {
         let step = self.filter.bucket_seconds * 1000;
@@ -198,18 +219,13 @@ fn counts_json(start: Option<i64>, counts: &StatsCounts) -> Value {
 /// Every interval of the range (zeros where no row is) and the totals.
 fn series<'a>(
     request: &StatsRequest,
-    rows: impl Iterator<Item = &'a StatsRow>,
+    rows: impl IntoIterator<Item = &'a StatsRow>,
 ) -> (Vec<Value>, Value) {
-    let by_start: BTreeMap<i64, &StatsCounts> = rows.map(|r| (r.start_ms, &r.counts)).collect();
-    let mut totals = StatsCounts::default();
-    let zero = StatsCounts::default();
-    let intervals = request
-        .starts()
-        .map(|start| {
-            let counts = by_start.get(&start).copied().unwrap_or(&zero);
-            totals.add(counts);
-            counts_json(Some(start), counts)
-        })
+    let (starts, counts, totals) = request.series(rows);
+    let intervals = starts
+        .into_iter()
+        .zip(&counts)
+        .map(|(start, counts)| counts_json(Some(start), counts))
         .collect();
     (intervals, counts_json(None, &totals))
 }
@@ -237,7 +253,7 @@ fn groups(request: &StatsRequest, rows: &[StatsRow]) -> (Vec<Value>, bool) {
         .into_iter()
         .take(MAX_GROUPS)
         .map(|(name, _, rows)| {
-            let (intervals, totals) = series(request, rows.into_iter());
+            let (intervals, totals) = series(request, rows);
             json!({"name": name, "totals": totals, "intervals": intervals})
         })
         .collect();

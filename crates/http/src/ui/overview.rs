@@ -22,6 +22,7 @@ use super::page::{Nav, render};
 use super::scope::scope;
 use super::session::Signed;
 use crate::ApiState;
+use crate::stats::StatsRequest;
 use crate::submit::Submitter;
 
 /// Complaint rate (of delivered) above which providers start to filter.
@@ -120,40 +121,31 @@ pub(crate) async fn page<S: Submitter>(
     let now_ms = i64::try_from(carteiro_mail::clock::now_millis()).unwrap_or(i64::MAX);
     let bucket_ms = bucket_seconds * 1000;
     let first = (now_ms - span * 1000).div_euclid(bucket_ms) * bucket_ms + bucket_ms;
-    let filter = StatsFilter {
-        since_ms: first,
-        until_ms: now_ms,
-        bucket_seconds,
-        domain: text(&query.domain),
-        tag: query
-            .tag
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned),
-        provider: text(&query.provider),
-        group: None,
+    let request = StatsRequest {
+        filter: StatsFilter {
+            since_ms: first,
+            until_ms: now_ms,
+            bucket_seconds,
+            domain: text(&query.domain),
+            tag: query
+                .tag
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+            provider: text(&query.provider),
+            group: None,
+        },
     };
     let rows = state
         .store
-        .stats(scope.account.id, &filter)
+        .stats(scope.account.id, &request.filter)
         .await
         .map_err(|e| UiError::store("reading statistics", e))?;
-
-    let points = usize::try_from((now_ms - first).div_euclid(bucket_ms) + 1).unwrap_or(1);
-    let mut series = vec![StatsCounts::default(); points];
-    let mut total = StatsCounts::default();
-    for row in &rows {
-        if let Ok(at) = usize::try_from((row.start_ms - first).div_euclid(bucket_ms))
-            && let Some(slot) = series.get_mut(at)
-        {
-            slot.add(&row.counts);
-        }
-        total.add(&row.counts);
-    }
-    let times: Vec<i64> = (0..points)
-        .map(|i| (first + i as i64 * bucket_ms) / 1000)
-        .collect();
+    // Every interval of the range, zeros where the rollups have no row (the
+    // API's series, as counts).
+    let (times, series, total) = request.series(&rows);
+    let times: Vec<i64> = times.into_iter().map(|ms| ms / 1000).collect();
     let column = |pick: fn(&StatsCounts) -> u64| series.iter().map(pick).collect::<Vec<u64>>();
     let chart = json!({
         "t": times,
