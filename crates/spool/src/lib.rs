@@ -12,7 +12,11 @@
 //!
 //! A segment is deleted once nothing in it is live; a segment that is mostly
 //! dead has its few live messages copied forward, so a long-deferred message
-//! does not pin disk space for days. A finished message's record is marked
+//! does not pin disk space for days. A dead segment nobody is reading from
+//! becomes the spare for the next segment (its blocks are allocated); one a
+//! reader still holds is unlinked instead, so the reader's bytes never
+//! change under it. A body is handed out only after its record's id and
+//! checksum are checked. A finished message's record is marked
 //! done in place (and that mark synced before any segment is deleted), so
 //! deleting the segment that holds its `done` record never revives it.
 //!
@@ -213,6 +217,7 @@ struct Entry {
 }
 
 impl Entry {
+    #[cfg(test)]
     fn body_offset(&self) -> u64 {
         u64::from(self.record_offset) + u64::from(self.body_start)
     }
@@ -530,48 +535,73 @@ impl Spool {
 }
 
 fn read_body_blocking(inner: &Inner, id: MessageId) -> Result<Bytes, SpoolError> {
-    // The writer may move a message to a newer segment between our look-up
-    // and the read; the old file stays readable through its open handle, and
-    // a second look-up covers a segment deleted in between.
-    read_at(inner, id, |file, entry| {
-        let mut buf = vec![0u8; entry.body_len as usize];
-        file.read_exact_at(&mut buf, entry.body_offset())
+    // The whole record is read and checked (its id and checksum), so that a
+    // body handed out is always this message's, as it was written.
+    read_at(inner, id, |file, entry, number| {
+        let len = entry.body_start as usize + entry.body_len as usize;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, u64::from(entry.record_offset))
             .map_err(|e| SpoolError::from_io(&e))?;
-        Ok(Bytes::from(buf))
+        let body = match record::decode_at(&buf, 0, record::seed(number)) {
+            Ok(Some((
+                record::Record::Message {
+                    id: found,
+                    body_offset,
+                    body_len,
+                    ..
+                },
+                _,
+            ))) if found == id.0 && body_len == entry.body_len => body_offset as usize,
+            _ => return Ok(None),
+        };
+        Ok(Some(Bytes::from(buf).slice(body..)))
     })
 }
 
-/// The segment file and index entry of a message, looked up again if the
-/// writer moved it meanwhile (see [`read_body_blocking`]).
+/// Reads through the segment file and index entry of a message. The writer
+/// may move the message to a newer segment between the look-up and the
+/// read: the old file stays readable through its open handle (a segment a
+/// reader holds is deleted, never recycled), and a second look-up covers a
+/// segment deleted in between. `read` answers `None` when the bytes it found
+/// are not the message's record: looked up again once, then an error.
 fn read_at<T>(
     inner: &Inner,
     id: MessageId,
-    read: impl Fn(&File, &Entry) -> Result<T, SpoolError>,
+    read: impl Fn(&File, &Entry, u64) -> Result<Option<T>, SpoolError>,
 ) -> Result<T, SpoolError> {
+    let mut mismatched = false;
     for _ in 0..2 {
-        let (file, entry) = {
+        let (file, entry, number) = {
             let shared = inner.shared();
             let entry = *shared
                 .index
                 .get(&Key::from(id.0))
                 .ok_or(SpoolError::NotFound(id))?;
             let file = shared.segment(entry.segment).map(|s| Arc::clone(&s.file));
-            (file, entry)
+            (file, entry, shared.segment_number(entry.segment))
         };
         let Some(file) = file else { continue };
-        return read(&file, &entry);
+        match read(&file, &entry, number)? {
+            Some(found) => return Ok(found),
+            None => mismatched = true,
+        }
+    }
+    if mismatched {
+        return Err(SpoolError::Io(format!(
+            "message {id}: its spool record does not read back as written"
+        )));
     }
     Err(SpoolError::NotFound(id))
 }
 
 fn read_meta_blocking(inner: &Inner, id: MessageId) -> Result<Vec<u8>, SpoolError> {
-    read_at(inner, id, |file, entry| {
+    read_at(inner, id, |file, entry, _| {
         let mut head = vec![0u8; entry.body_start as usize];
         file.read_exact_at(&mut head, u64::from(entry.record_offset))
             .map_err(|e| SpoolError::from_io(&e))?;
-        let (_, meta, _) = record::decode_message_head(&head)
-            .ok_or_else(|| SpoolError::Io(format!("message {id}: record head unreadable")))?;
-        Ok(meta.to_vec())
+        Ok(record::decode_message_head(&head)
+            .filter(|(found, _, _)| *found == id.0)
+            .map(|(_, meta, _)| meta.to_vec()))
     })
 }
 

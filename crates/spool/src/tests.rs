@@ -1013,3 +1013,80 @@ async fn a_message_metadata_reads_back_as_stored_before_and_after_reopen() {
     assert_eq!(spool.read_body(id(2)).await.unwrap(), &b"body two"[..]);
     spool.close();
 }
+
+/// A reader that looked a message up just before the writer moved it keeps
+/// reading the segment file it was given. That file must keep its bytes:
+/// recycling it as the next segment (as a dead segment is when no spare is
+/// ready, always so on a full disk) would hand the reader another message's
+/// body at the same offset.
+#[tokio::test]
+async fn a_reader_of_a_moved_message_never_reads_a_recycled_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    // No spare is ever prepared (its temporary file cannot be made), so the
+    // writer turns every dead segment into the next one, as on a full disk.
+    std::fs::create_dir(dir.path().join("spare.tmp")).unwrap();
+    let (spool, _) = open_small(dir.path(), 16 * 1024);
+    let kept = [b'k'; 2000];
+    store(&spool, 1, b"m", b"", &kept).await;
+    for n in 10..16u128 {
+        store(&spool, n, b"m", b"", &[b'x'; 2000]).await;
+    }
+    // A reader between its look-up and its read (see `read_at`).
+    let (file, entry) = {
+        let shared = spool.inner.shared();
+        let entry = shared.index[&Key::from(1)];
+        (
+            Arc::clone(&shared.segment(entry.segment).unwrap().file),
+            entry,
+        )
+    };
+    let first_segment = spool.inner.shared().segment_number(entry.segment);
+    for n in 10..16u128 {
+        spool.remove(id(n)).unwrap();
+    }
+    for n in 100..120u128 {
+        store(&spool, n, b"m", b"", &[b'y'; 2000]).await;
+        spool.remove(id(n)).unwrap();
+    }
+    spool.sync().await.unwrap();
+    assert!(
+        !segment_file(dir.path(), first_segment).exists(),
+        "segment {first_segment} should have been compacted and deleted"
+    );
+    let moved = spool.inner.shared().index[&Key::from(1)];
+    assert_ne!(moved.segment, entry.segment, "message 1 was moved");
+    let mut read = vec![0u8; entry.body_len as usize];
+    file.read_exact_at(&mut read, entry.body_offset()).unwrap();
+    assert!(
+        read == kept,
+        "the reader's old segment file was overwritten: {:?}",
+        String::from_utf8_lossy(&read[..40])
+    );
+    assert_eq!(spool.read_body(id(1)).await.unwrap(), &kept[..]);
+}
+
+/// A body is handed out only when its whole record checks out: bytes that
+/// changed on disk are an error, never another message's content.
+#[tokio::test]
+async fn a_body_whose_record_changed_on_disk_is_an_error_not_wrong_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = open(dir.path());
+    store(&spool, 7, b"meta", b"", b"the body as written").await;
+    let (file, entry) = {
+        let shared = spool.inner.shared();
+        let entry = shared.index[&Key::from(7)];
+        (
+            Arc::clone(&shared.segment(entry.segment).unwrap().file),
+            entry,
+        )
+    };
+    assert_eq!(
+        spool.read_body(id(7)).await.unwrap(),
+        &b"the body as written"[..]
+    );
+    file.write_all_at(b"X", entry.body_offset() + 4).unwrap();
+    match spool.read_body(id(7)).await {
+        Err(SpoolError::Io(text)) => assert!(text.contains("does not read back"), "{text}"),
+        other => panic!("expected an i/o error, got {other:?}"),
+    }
+}

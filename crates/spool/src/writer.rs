@@ -715,11 +715,16 @@ impl Writer {
         }
         let spare = spare_path(&self.inner.dir);
         for number in victims {
-            self.inner.shared().segments.remove(&number);
+            let removed = self.inner.shared().segments.remove(&number);
             let path = segment_path(&self.inner.dir, number);
             // A dead segment becomes the next spare when none is ready: its
-            // blocks are already allocated.
-            let result = if spare.exists() {
+            // blocks are already allocated. Only when no reader holds its
+            // file: one that looked up a message just before it moved reads
+            // on from this file (see `read_at`), and a recycled file gets new
+            // records at the very offsets it reads. Out of the index, no new
+            // reader can take the file, so a count of one stays one.
+            let unread = removed.is_some_and(|seg| Arc::strong_count(&seg.file) == 1);
+            let result = if !unread || spare.exists() {
                 std::fs::remove_file(&path)
             } else {
                 std::fs::rename(&path, &spare)
