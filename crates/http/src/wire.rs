@@ -135,13 +135,35 @@ pub struct ApiMessage {
     /// Its events in order; absent in search results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<ApiEvent>>,
+    /// Its header section as queued; absent in search results and when not
+    /// kept (records from before headers were kept, or rebuilt without the
+    /// message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<ApiHeaders>,
+}
+
+/// A message's header section as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiHeaders {
+    /// The fields as queued, CRLF line ends, without the empty line that
+    /// ends the section: at most the first 16 KiB, cut at a line end.
+    pub raw: String,
+    /// The whole section's size in bytes.
+    pub size: u64,
+    /// Whether `raw` is only the start of the section.
+    pub truncated: bool,
 }
 
 impl ApiMessage {
-    /// The message with its events (`GET /api/v1/messages/{id}`).
+    /// The message with its events and headers (`GET /api/v1/messages/{id}`).
     pub fn with_events(record: &MessageRecord) -> ApiMessage {
         ApiMessage {
             events: Some(record.events.iter().map(ApiEvent::from).collect()),
+            headers: record.headers.as_ref().map(|h| ApiHeaders {
+                raw: h.text.clone(),
+                size: h.size,
+                truncated: h.truncated(),
+            }),
             ..ApiMessage::without_events(record)
         }
     }
@@ -161,6 +183,7 @@ impl ApiMessage {
             size: record.size,
             received_at: format_timestamp(record.received_at_ms),
             events: None,
+            headers: None,
         }
     }
 }

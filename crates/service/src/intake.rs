@@ -16,7 +16,7 @@ use carteiro_mail::{Envelope, LogSafe, MessageId};
 use carteiro_queue::{MessageMeta, QueuedMessage, RcptStatus};
 use carteiro_smtp_server::AccountRef;
 use carteiro_spool::{Spool, SpoolError};
-use carteiro_store::{EventWriter, MessageSource, SmtpClientDetails};
+use carteiro_store::{EventWriter, MessageHeaders, MessageSource, SmtpClientDetails};
 use std::sync::Arc;
 
 /// A header a client can set over SMTP to ask for bulk-mail handling
@@ -295,7 +295,9 @@ impl Intake {
                 .await
                 .map_err(IntakeError::Spool)?;
         }
-        records::record(&self.events, &queued, record);
+        let section = &prepared.body[..prepared.header_end.min(prepared.body.len())];
+        let headers = MessageHeaders::from_section(section);
+        records::record(&self.events, &queued, record, Some(headers));
         if !deliverable {
             // Nothing spooled to rebuild it from: the answer waits for the
             // record's commit (or for the journal, when the store fails).

@@ -13,8 +13,8 @@
 use carteiro_queue::{QueuedMessage, RcptStatus};
 use carteiro_spool::Spool;
 use carteiro_store::{
-    EventDetails, EventKind, EventWriter, MessageSource, NewEvent, NewMessage, ReceivedDetails,
-    SmtpClientDetails, Store, StoreError, SuppressedDetails,
+    EventDetails, EventKind, EventWriter, MessageHeaders, MessageSource, NewEvent, NewMessage,
+    ReceivedDetails, SmtpClientDetails, Store, StoreError, SuppressedDetails,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -70,10 +70,15 @@ pub fn decode_record(meta: &[u8]) -> Result<Option<SpooledRecord>, serde_json::E
     Ok(serde_json::from_slice::<WithRecord>(meta)?.record)
 }
 
-/// Sends `message`'s record, a `received` event per recipient and a
-/// `suppressed` event per recipient on the suppression list to the event
-/// writer, in that order.
-pub fn record(events: &EventWriter, message: &QueuedMessage, record: SpooledRecord) {
+/// Sends `message`'s record (with `headers`, its header section as queued),
+/// a `received` event per recipient and a `suppressed` event per recipient
+/// on the suppression list to the event writer, in that order.
+pub fn record(
+    events: &EventWriter,
+    message: &QueuedMessage,
+    record: SpooledRecord,
+    headers: Option<MessageHeaders>,
+) {
     let meta = &message.meta;
     let id = message.id.to_string();
     let received_at = meta.received_at as i64;
@@ -103,6 +108,7 @@ pub fn record(events: &EventWriter, message: &QueuedMessage, record: SpooledReco
         source: record.source,
         size: meta.size,
         received_at_ms: received_at,
+        headers,
     });
     let event = |recipient: &String, kind, details| NewEvent {
         account_id: meta.account_id,
@@ -177,7 +183,13 @@ pub async fn rebuild_lost(
                 };
                 match spooled {
                     Ok(Some(spooled)) => {
-                        record(events, message, spooled);
+                        // The header section from the spooled message itself
+                        // (the record does not repeat it).
+                        let headers = spool.read_body(message.id).await.ok().map(|body| {
+                            let end = carteiro_mail::headers::summarize(&body).header_end;
+                            MessageHeaders::from_section(&body[..end])
+                        });
+                        record(events, message, spooled, headers);
                         done.rebuilt += 1;
                     }
                     Ok(None) => done.missing += 1,

@@ -220,6 +220,10 @@ impl Refusal {
 /// A message ready for the spool.
 pub struct Prepared {
     pub body: Bytes,
+    /// Where `body`'s header section ends (just past its empty line), with
+    /// the fields Carteiro added and the DKIM signature counted in.
+    pub header_end: usize,
+    /// The client's header section as read before anything was added.
     pub summary: HeaderSummary,
     /// The DKIM domain, when signed.
     pub signed_by: Option<String>,
@@ -344,24 +348,29 @@ impl SendingPolicy {
             }
             _ => String::new(),
         };
+        let added = [
+            reference.as_bytes(),
+            missing.as_bytes(),
+            list_unsubscribe.as_bytes(),
+        ];
+        let header_end = summary.header_end + added.iter().map(|f| f.len()).sum::<usize>();
         let body = Bytes::from(headers::insert_at(
             &body,
             insert_at.min(summary.header_end),
-            &[
-                reference.as_bytes(),
-                missing.as_bytes(),
-                list_unsubscribe.as_bytes(),
-            ],
+            &added,
         ));
+        debug_assert_eq!(header_end, headers::summarize(&body).header_end);
         let Some(domain) = domain else {
             return Ok(Prepared {
                 body,
+                header_end,
                 summary,
                 signed_by: None,
             });
         };
         // RSA signing costs about a millisecond: never on the async workers.
         let name = domain.signer.domain().to_string();
+        let body_len = body.len();
         let signed = tokio::task::spawn_blocking(move || -> Result<Bytes, String> {
             let signatures = domain.signer.sign(&body).map_err(|e| e.to_string())?;
             let mut out = Vec::with_capacity(signatures.len() + body.len());
@@ -372,7 +381,10 @@ impl SendingPolicy {
         .await
         .map_err(|e| Refusal::Signing(format!("signing task: {e}")))?
         .map_err(Refusal::Signing)?;
+        let header_end = header_end + (signed.len() - body_len);
+        debug_assert_eq!(header_end, headers::summarize(&signed).header_end);
         Ok(Prepared {
+            header_end,
             body: signed,
             summary,
             signed_by: Some(name),

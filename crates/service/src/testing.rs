@@ -284,6 +284,7 @@ tls = "none"
             source: MessageSource::Api,
             size: 100,
             received_at_ms: self.clock.now_millis() as i64,
+            headers: None,
         });
         self.events.flush().await;
         id

@@ -346,6 +346,7 @@ mod machine_opens {
                 source: MessageSource::Api,
                 size: 100,
                 received_at_ms: T0,
+                headers: None,
             });
             if let Some(at) = delivered_ms {
                 self.writer.event(NewEvent {

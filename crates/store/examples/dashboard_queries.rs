@@ -87,6 +87,7 @@ async fn fill(store: &Store, count: usize) -> Result<(), Box<dyn std::error::Err
             source: MessageSource::Smtp,
             size: 4096,
             received_at_ms: ms,
+            headers: None,
         });
         events.push(event(account.id, &id, i, EventKind::Received, ms));
         let outcome = if i % 50 == 0 {

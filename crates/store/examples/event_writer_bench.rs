@@ -117,6 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             source: MessageSource::Smtp,
             size: 4096,
             received_at_ms: now_ms,
+            headers: None,
         });
         send_event(event(
             account.id,

@@ -195,6 +195,22 @@ static INSERT_RECIPIENTS_SQL: LazyLock<Sql> = LazyLock::new(|| {
     })
 });
 
+/// Inserts header sections from `[account_id, message_id, headers, size]`
+/// rows.
+static INSERT_HEADERS_SQL: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(|b| {
+        format!(
+            "INSERT INTO message_headers (account_id, message_id, headers, size) \
+             SELECT {}, {}, {}, {} FROM {} WHERE true ON CONFLICT DO NOTHING",
+            b.int(0),
+            b.text(1),
+            b.text(2),
+            b.int(3),
+            b.json_rows(1)
+        )
+    })
+});
+
 /// Inserts tags from `[account_id, tag, message_id]` rows.
 static INSERT_TAGS_SQL: LazyLock<Sql> = LazyLock::new(|| {
     Sql::new(|b| {
@@ -289,7 +305,7 @@ async fn execute_json<T: Serialize>(
     Ok(())
 }
 
-/// Inserts the messages, their recipients and their tags.
+/// Inserts the messages, their recipients, their tags and their headers.
 async fn insert_messages(
     connection: &mut AnyConnection,
     messages: &[NewMessage],
@@ -330,7 +346,20 @@ async fn insert_messages(
         .iter()
         .flat_map(|m| m.tags.iter().map(move |tag| (m.account_id, tag, &m.id)))
         .collect();
-    execute_json(connection, &INSERT_TAGS_SQL, &tags).await
+    execute_json(connection, &INSERT_TAGS_SQL, &tags).await?;
+    let headers: Vec<_> = messages
+        .iter()
+        .filter_map(|m| {
+            let h = m.headers.as_ref()?;
+            Some((
+                m.account_id,
+                &m.id,
+                &h.text,
+                i64::try_from(h.size).unwrap_or(i64::MAX),
+            ))
+        })
+        .collect();
+    execute_json(connection, &INSERT_HEADERS_SQL, &headers).await
 }
 
 /// Inserts the events with ids from the `event_id` counter.

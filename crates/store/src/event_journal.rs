@@ -268,6 +268,7 @@ mod tests {
             source: MessageSource::Smtp,
             size: 1234,
             received_at_ms: 1_700_000_000_000,
+            headers: None,
         }
     }
 

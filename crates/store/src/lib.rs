@@ -67,8 +67,8 @@ pub use event_journal::EventJournal;
 pub use event_writer::{DEFAULT_LINGER, EventWriter, MAX_BATCH};
 pub use events::{EventKind, EventRecord, MAX_EVENTS_PAGE, NewEvent, RECIPIENT_STATES};
 pub use messages::{
-    MAX_MESSAGES_PAGE, MessageFilter, MessageRecipient, MessageRecord, MessageSource, NewMessage,
-    RecipientRecord,
+    MAX_MESSAGES_PAGE, MAX_STORED_HEADERS, MessageFilter, MessageHeaders, MessageRecipient,
+    MessageRecord, MessageSource, NewMessage, RecipientRecord,
 };
 pub use password::{MIN_PASSWORD_CHARS, generate_password};
 pub use stats::{DAY_SECONDS, HOUR_SECONDS, StatsCounts, StatsFilter, StatsGroup, StatsRow};

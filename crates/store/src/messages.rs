@@ -4,7 +4,9 @@
 //! Records are written only by [`EventWriter`](crate::EventWriter) through
 //! [`Store::record_batch`]; this module defines them and answers lookups and
 //! searches. Every read is scoped to an account: another account's message
-//! looks exactly like a missing one. It never sees message content.
+//! looks exactly like a missing one. Of a message's content it keeps only
+//! the header section (its first [`MAX_STORED_HEADERS`] bytes), never the
+//! body.
 
 use std::fmt;
 use std::str::FromStr;
@@ -90,6 +92,66 @@ pub struct NewMessage {
     pub size: u64,
     /// When it was accepted, unix milliseconds.
     pub received_at_ms: i64,
+    /// Its header section as queued; `None` when not known (a record
+    /// rebuilt without the message at hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<MessageHeaders>,
+}
+
+/// How much of a message's header section is kept: enough for every field a
+/// person looks at (a section this long is rare; `Received:` chains and DKIM
+/// signatures take a few KiB).
+pub const MAX_STORED_HEADERS: usize = 16 * 1024;
+
+/// A message's header section as it was queued (with Carteiro's own fields
+/// and its DKIM signature), as much of it as is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageHeaders {
+    /// The section's lines (CRLF as received) without the empty line ending
+    /// it, cut after the last whole line within [`MAX_STORED_HEADERS`]
+    /// bytes. Bytes that are not UTF-8, and NULs, read as U+FFFD.
+    pub text: String,
+    /// The whole section's length in bytes (without its empty line).
+    pub size: u64,
+}
+
+impl MessageHeaders {
+    /// What is kept of `section`, a message's header section (up to and
+    /// including the empty line that ends it, if any).
+    pub fn from_section(section: &[u8]) -> MessageHeaders {
+        let section = section
+            .strip_suffix(b"\r\n\r\n")
+            .map(|s| &section[..s.len() + 2])
+            .or_else(|| {
+                section
+                    .strip_suffix(b"\n\n")
+                    .map(|s| &section[..s.len() + 1])
+            })
+            .unwrap_or(section);
+        let kept = if section.len() > MAX_STORED_HEADERS {
+            let head = &section[..MAX_STORED_HEADERS];
+            head.iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(head, |end| &head[..=end])
+        } else {
+            section
+        };
+        let text = String::from_utf8_lossy(kept);
+        let text = if text.contains('\0') {
+            text.replace('\0', "\u{fffd}")
+        } else {
+            text.into_owned()
+        };
+        MessageHeaders {
+            text,
+            size: section.len() as u64,
+        }
+    }
+
+    /// Whether the section was longer than what is kept.
+    pub fn truncated(&self) -> bool {
+        self.size > MAX_STORED_HEADERS as u64
+    }
 }
 
 /// One recipient of a recorded message, with its current state.
@@ -146,6 +208,9 @@ pub struct MessageRecord {
     pub received_at_ms: i64,
     /// Its events in order ([`Store::message`]); empty in search results.
     pub events: Vec<EventRecord>,
+    /// Its header section ([`Store::message`], when kept); `None` in search
+    /// results.
+    pub headers: Option<MessageHeaders>,
 }
 
 /// What [`Store::search_messages`] looks for; every given field must match.
@@ -213,6 +278,7 @@ impl MessageRecord {
             size: u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or(0),
             received_at_ms: row.try_get("received_at_ms")?,
             events: Vec::new(),
+            headers: None,
         })
     }
 }
@@ -280,6 +346,20 @@ impl Store {
             .iter()
             .map(|row| EventRecord::from_row(row, &account))
             .collect::<Result<_, _>>()?;
+        message.headers = sqlx::query(
+            "SELECT headers, size FROM message_headers WHERE account_id = $1 AND message_id = $2",
+        )
+        .bind(account_id)
+        .bind(id)
+        .fetch_optional(&mut *read)
+        .await?
+        .map(|row| -> Result<MessageHeaders, StoreError> {
+            Ok(MessageHeaders {
+                text: row.try_get("headers")?,
+                size: u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or(0),
+            })
+        })
+        .transpose()?;
         read.commit().await?;
         Ok(Some(message))
     }

@@ -142,6 +142,9 @@ pub(crate) fn new_message(
         source: crate::MessageSource::Api,
         size: 1234,
         received_at_ms: ms,
+        headers: Some(crate::MessageHeaders::from_section(
+            format!("Message-ID: <{id}@example.com>\r\nSubject: Hello\r\n\r\n").as_bytes(),
+        )),
     }
 }
 

@@ -109,12 +109,20 @@ try {
   assert.ok(timeline.includes(input.delivery_reply), `the timeline shows the remote reply ${input.delivery_reply}`);
   assert.match(await page.textContent("h1"), new RegExp(input.subject));
   await shot(page, "05-message");
+  // Its header section as queued, folded away until asked for.
+  assert.equal(await page.locator("pre.raw-headers").isVisible(), false, "headers start folded");
+  await page.click("details.headers > summary");
+  const headers = await page.textContent("pre.raw-headers");
+  assert.ok(headers.includes(`X-Carteiro-Id: ${input.message_id}`), "the headers Carteiro added");
+  assert.ok(headers.includes(`Subject: ${input.subject}`), "the client's own fields");
+  assert.match(await page.textContent("details.headers summary"), /\d+ fields, /);
+  await shot(page, "05b-message-headers");
   // A malformed date: a clear message, status 400, never a 500.
   answer = await page.goto(`${base}/ui/messages?account=${input.account}&since=yesterday`);
   assert.equal(answer.status(), 400);
   assert.match(await page.textContent(".alert"), /From \(date\): not an RFC 3339 time or a YYYY-MM-DD date/);
   await shot(page, "06-messages-bad-date");
-  log("search by recipient, subject and id; timeline with the delivery reply; bad date explained");
+  log("search by recipient, subject and id; timeline with the delivery reply; headers; bad date explained");
 
   // --- The queue: a message to a destination that refuses connections
   // waits, deferred; retry it, then delete it from its own page.

@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use carteiro_store::{EventKind, EventWriter, MessageSource, NewEvent, NewMessage, Store};
+use carteiro_store::{
+    EventKind, EventWriter, MessageHeaders, MessageSource, NewEvent, NewMessage, Store,
+};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -141,6 +143,10 @@ impl Submitter for TestSubmitter {
             source: MessageSource::Api,
             size: submission.message.len() as u64,
             received_at_ms: now,
+            headers: Some(MessageHeaders::from_section(
+                &submission.message
+                    [..carteiro_mail::headers::summarize(&submission.message).header_end],
+            )),
         });
         self.writer.event(NewEvent {
             account_id: submission.account.id,

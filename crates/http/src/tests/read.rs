@@ -66,6 +66,13 @@ async fn a_message_shows_its_recipients_and_events_in_order() {
     assert_eq!(m["source"], "api");
     assert_eq!(m["size"], submission.message.len());
     assert_eq!(m["received_at"], format_timestamp(received_ms));
+    // The header section as queued, without the empty line that ends it.
+    let composed = String::from_utf8(submission.message.to_vec()).expect("text");
+    let (section, _) = composed.split_once("\r\n\r\n").expect("a header section");
+    assert_eq!(
+        m["headers"],
+        json!({"raw": format!("{section}\r\n"), "size": section.len() + 2, "truncated": false})
+    );
     assert_eq!(
         m["recipients"],
         json!([

@@ -43,6 +43,7 @@ fn new_message(
         source: MessageSource::Smtp,
         size: 100,
         received_at_ms: ms,
+        headers: None,
     }
 }
 

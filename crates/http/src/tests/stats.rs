@@ -40,6 +40,7 @@ async fn record(
         source: MessageSource::Api,
         size: 100,
         received_at_ms: ms,
+        headers: None,
     });
     for (kind, offset, details) in events {
         h.writer.event(NewEvent {

@@ -1,6 +1,7 @@
 //! `GET /ui/messages` (search, newest first, a page at a time) and
-//! `GET /ui/messages/{id}` (one message: envelope, recipients' states and its
-//! whole timeline: each remote reply, bounce class, open and click).
+//! `GET /ui/messages/{id}` (one message: envelope, recipients' states, its
+//! whole timeline: each remote reply, bounce class, open and click, and its
+//! header section as queued).
 //!
 //! The search takes the API's parameters (`recipient`, `sender`, `status`,
 //! `tag`, `subject`, `message_id`, `since`, `until`, `cursor`) through the
@@ -14,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use carteiro_mail::MessageId;
-use carteiro_store::{EventRecord, MessageRecord, RECIPIENT_STATES};
+use carteiro_store::{EventRecord, MessageHeaders, MessageRecord, RECIPIENT_STATES};
 use serde_json::Value;
 
 use super::error::UiError;
@@ -201,6 +202,32 @@ struct MessagePage {
     steps: Vec<Step>,
     /// Whether it waits in this node's queue (retry and delete apply).
     queued: bool,
+    headers: Option<Headers>,
+}
+
+/// A message's header section on its page.
+struct Headers {
+    /// As queued, CRLF turned into line ends.
+    raw: String,
+    fields: usize,
+    size: String,
+    /// Only the start is kept: what the page says.
+    truncated: bool,
+}
+
+impl Headers {
+    fn of(headers: &MessageHeaders) -> Headers {
+        let raw = headers.text.replace("\r\n", "\n");
+        Headers {
+            fields: raw
+                .lines()
+                .filter(|l| !l.is_empty() && !l.starts_with([' ', '\t']))
+                .count(),
+            raw,
+            size: size(headers.size),
+            truncated: headers.truncated(),
+        }
+    }
 }
 
 /// `GET /ui/messages/{id}`.
@@ -249,6 +276,7 @@ pub(crate) async fn one<S: Submitter>(
             .map(|r| (r.address.clone(), r.state.clone(), when_ms(r.updated_at_ms)))
             .collect(),
         steps: message.events.iter().map(step).collect(),
+        headers: message.headers.as_ref().map(Headers::of),
     };
     render(StatusCode::OK, &page)
 }

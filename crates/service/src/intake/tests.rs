@@ -76,6 +76,17 @@ async fn an_accepted_message_is_spooled_queued_and_recorded() {
     assert_eq!(record.source, MessageSource::Smtp);
     assert_eq!(record.size, spooled.len() as u64);
     assert_eq!(record.received_at_ms, received_at);
+    // Its header section as queued: signed first, ending where the body
+    // starts.
+    let headers = record.headers.as_ref().expect("headers kept");
+    let end = spooled
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an empty line")
+        + 2;
+    assert_eq!(headers.text.as_bytes(), &spooled[..end]);
+    assert!(headers.text.starts_with("DKIM-Signature:"));
+    assert_eq!(headers.size, end as u64);
     let received = of_kind(&record, EventKind::Received);
     let recipients: Vec<Option<&str>> = received.iter().map(|e| e.recipient.as_deref()).collect();
     assert_eq!(recipients, [Some("alice@dest.test"), Some("bob@dest.test")]);

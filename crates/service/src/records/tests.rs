@@ -139,6 +139,9 @@ async fn a_record_lost_before_its_commit_comes_back_from_the_spool_once() {
     assert_eq!(record.metadata, json!({"order": 7}));
     assert_eq!(record.size, 321);
     assert_eq!(record.received_at_ms, lost.meta.received_at as i64);
+    // The header section comes from the spooled message itself.
+    let headers = record.headers.as_ref().expect("headers rebuilt");
+    assert_eq!(headers.text, "Subject: x\r\n");
     assert_eq!(
         states(&record),
         [

@@ -29,6 +29,12 @@ async fn a_message_reads_back_with_recipients_and_events_in_order() {
     assert_eq!(found.header_message_id, message.header_message_id);
     assert_eq!(found.tags, ["news", "q1"]);
     assert_eq!(found.metadata, serde_json::json!({"order": 42}));
+    let headers = found.headers.as_ref().expect("headers kept");
+    assert_eq!(
+        headers.text,
+        format!("Message-ID: <{id}@example.com>\r\nSubject: Hello\r\n")
+    );
+    assert_eq!(headers.size, headers.text.len() as u64);
     assert_eq!(
         (found.source, found.size, found.received_at_ms),
         (MessageSource::Api, 1234, T0)
@@ -81,6 +87,7 @@ async fn a_message_reads_back_with_recipients_and_events_in_order() {
         metadata: serde_json::Value::Null,
         source: MessageSource::Smtp,
         sender: String::new(),
+        headers: None,
         ..new_message(acme.id, &bare_id, T0 + 1, &["c@z.test"], &[])
     };
     record(&store, &[bare], &[]).await;
@@ -92,6 +99,56 @@ async fn a_message_reads_back_with_recipients_and_events_in_order() {
     assert_eq!(found.metadata, serde_json::Value::Null);
     assert_eq!((found.subject, found.source), (None, MessageSource::Smtp));
     assert!(found.events.is_empty() && found.tags.is_empty() && found.sender.is_empty());
+    assert_eq!(found.headers, None);
+}
+
+#[test]
+fn a_header_section_is_kept_without_its_empty_line_and_cut_at_a_line_end() {
+    let kept = MessageHeaders::from_section(b"A: 1\r\nB: 2\r\n continued\r\n\r\n");
+    assert_eq!(kept.text, "A: 1\r\nB: 2\r\n continued\r\n");
+    assert_eq!((kept.size, kept.truncated()), (24, false));
+    // A message of header fields only has no empty line.
+    assert_eq!(MessageHeaders::from_section(b"A: 1\r\n").text, "A: 1\r\n");
+    assert_eq!(MessageHeaders::from_section(b"A: 1\n\n").text, "A: 1\n");
+
+    let line = format!("X-Long: {}\r\n", "v".repeat(990));
+    let section = format!("{}\r\n", line.repeat(40));
+    let kept = MessageHeaders::from_section(section.as_bytes());
+    assert!(kept.truncated());
+    assert_eq!(kept.size, (line.len() * 40) as u64);
+    assert!(kept.text.len() <= MAX_STORED_HEADERS);
+    assert_eq!(kept.text, line.repeat(MAX_STORED_HEADERS / line.len()));
+
+    let raw = b"Subject: caf\xe9 \0 end\r\n\r\n";
+    let odd = MessageHeaders::from_section(raw);
+    assert_eq!(odd.text, "Subject: caf\u{fffd} \u{fffd} end\r\n");
+    assert_eq!(odd.size, raw.len() as u64 - 2);
+}
+
+#[tokio::test]
+async fn headers_with_odd_bytes_and_at_the_cap_read_back_as_kept() {
+    let (_dir, store) = temp_store().await;
+    let acme = store.create_account("acme").await.expect("account");
+    let id = message_id(T0, 3);
+    let mut section = b"Subject: caf\xe9 \0 \"quoted\" \\ end\r\n".to_vec();
+    section.extend(
+        format!("X-Long: {}\r\n", "w".repeat(990))
+            .repeat(20)
+            .bytes(),
+    );
+    let headers = MessageHeaders::from_section(&section);
+    assert!(headers.truncated());
+    let message = NewMessage {
+        headers: Some(headers.clone()),
+        ..new_message(acme.id, &id, T0, &["a@x.test"], &[])
+    };
+    record(&store, &[message], &[]).await;
+    let found = store
+        .message(acme.id, &id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(found.headers, Some(headers));
 }
 
 #[tokio::test]
