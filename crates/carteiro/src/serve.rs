@@ -90,9 +90,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let events = events.with_node(&config.store.node_name);
     // Records a power cut took from the store come back from the spool,
     // before delivery adds events of their messages.
-    let rebuilt = carteiro_service::records::rebuild_lost(&store, &spool, &events, &recovered)
-        .await
-        .context("cannot check the spooled messages' records")?;
+    let rebuilt = carteiro_service::records::rebuild_lost(
+        &store,
+        &spool,
+        &events,
+        &recovered,
+        config.store.keep_headers,
+    )
+    .await
+    .context("cannot check the spooled messages' records")?;
     if rebuilt.rebuilt > 0 || rebuilt.missing > 0 {
         tracing::warn!(
             rebuilt = rebuilt.rebuilt,

@@ -86,8 +86,8 @@ impl Default for Config {
         let hostname = machine_hostname().unwrap_or_else(|| "localhost".to_owned());
         Config {
             store: StoreConfig {
-                url: String::new(),
                 node_name: hostname.clone(),
+                ..StoreConfig::default()
             },
             hostname,
             data_dir: PathBuf::from("./carteiro-data"),

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 /// The `[store]` section.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// Empty (the default): the embedded SQLite file in `data_dir`.
@@ -18,6 +18,20 @@ pub struct StoreConfig {
     /// (`details.node`) and `cluster status`. Empty (the default): the
     /// machine's host name.
     pub node_name: String,
+    /// Whether each message's header section (its first 16 KiB) is kept
+    /// with its record, for the dashboard and the API. Default `true`; it
+    /// costs the store about 25 µs and 2 KB per message.
+    pub keep_headers: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            url: String::new(),
+            node_name: String::new(),
+            keep_headers: true,
+        }
+    }
 }
 
 impl StoreConfig {

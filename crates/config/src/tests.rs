@@ -106,6 +106,8 @@ fn empty_file_is_the_default() {
     assert_eq!(defaults.smtp.auth_user_max_delay, Duration::from_secs(60));
     assert_eq!(defaults.http.auth_max_failures, 20);
     assert_eq!(defaults.http.auth_failure_window, Duration::from_secs(60));
+    assert!(defaults.store.keep_headers);
+    assert!(!parse("[store]\nkeep_headers = false\n").store.keep_headers);
 }
 
 #[test]

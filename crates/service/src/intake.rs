@@ -295,9 +295,12 @@ impl Intake {
                 .await
                 .map_err(IntakeError::Spool)?;
         }
-        let section = &prepared.body[..prepared.header_end.min(prepared.body.len())];
-        let headers = MessageHeaders::from_section(section);
-        records::record(&self.events, &queued, record, Some(headers));
+        let headers = self.policy.keeps_headers().then(|| {
+            MessageHeaders::from_section(
+                &prepared.body[..prepared.header_end.min(prepared.body.len())],
+            )
+        });
+        records::record(&self.events, &queued, record, headers);
         if !deliverable {
             // Nothing spooled to rebuild it from: the answer waits for the
             // record's commit (or for the journal, when the store fails).

@@ -144,14 +144,16 @@ pub struct Rebuilt {
 }
 
 /// Writes again, through `events`, the record and `received` events of
-/// every spooled message in `queue` that the store lost. Call it after the
-/// spool is recovered and before delivery starts, so the rebuilt records
-/// come before the messages' later events.
+/// every spooled message in `queue` that the store lost (with its header
+/// section, read from the spooled message, when `keep_headers`). Call it
+/// after the spool is recovered and before delivery starts, so the rebuilt
+/// records come before the messages' later events.
 pub async fn rebuild_lost(
     store: &Store,
     spool: &Spool,
     events: &EventWriter,
     queue: &[QueuedMessage],
+    keep_headers: bool,
 ) -> Result<Rebuilt, StoreError> {
     let since = store
         .newest_message_received_at()
@@ -185,7 +187,11 @@ pub async fn rebuild_lost(
                     Ok(Some(spooled)) => {
                         // The header section from the spooled message itself
                         // (the record does not repeat it).
-                        let headers = spool.read_body(message.id).await.ok().map(|body| {
+                        let body = match keep_headers {
+                            true => spool.read_body(message.id).await.ok(),
+                            false => None,
+                        };
+                        let headers = body.map(|body| {
                             let end = carteiro_mail::headers::summarize(&body).header_end;
                             MessageHeaders::from_section(&body[..end])
                         });

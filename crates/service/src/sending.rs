@@ -253,6 +253,12 @@ impl SendingPolicy {
         self.config.domains.is_bulk_account(account)
     }
 
+    /// Whether messages' header sections are kept with their records
+    /// (`store.keep_headers`).
+    pub fn keeps_headers(&self) -> bool {
+        self.config.store.keep_headers
+    }
+
     /// Whether the account's HTML mail is open-tracked by default.
     pub fn tracks_opens(&self, account: &str) -> bool {
         self.config.tracking.tracks_opens(account)

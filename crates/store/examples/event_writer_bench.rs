@@ -11,7 +11,8 @@
 //! in 1 ms steps, to see what the writer costs beside a relay at that rate.
 //! LINGER_MS (default: the writer's default) is how long a batch waits for more.
 //! With `BASELINE=1` in the environment, items are built and dropped instead of
-//! sent: the CPU the bench itself uses, to subtract.
+//! sent: the CPU the bench itself uses, to subtract. `HEADERS=N` gives each
+//! message a header section of about N bytes (a DKIM-signed one is ~1,300).
 
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(&path).await?;
     let account = store.create_account("bench").await?;
     let baseline = std::env::var_os("BASELINE").is_some();
+    let headers = std::env::var("HEADERS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .map(|n| {
+            let line = "X-Header: dGhpcyBpcyBqdXN0IGEgaGVhZGVyIGxpbmUgb2YgYSBiZW5jaA==\r\n";
+            carteiro_store::MessageHeaders::from_section(line.repeat(n / line.len() + 1).as_bytes())
+        });
     let (writer, task) = EventWriter::start_with_linger(store.clone(), linger);
     let send_message = |message: NewMessage| {
         if !baseline {
@@ -117,7 +126,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             source: MessageSource::Smtp,
             size: 4096,
             received_at_ms: now_ms,
-            headers: None,
+            headers: headers.clone(),
         });
         send_event(event(
             account.id,

@@ -105,6 +105,28 @@ async fn an_accepted_message_is_spooled_queued_and_recorded() {
 }
 
 #[tokio::test]
+async fn with_keep_headers_off_no_header_section_is_recorded() {
+    let fx = Fixture::new().await;
+    let mut config = (*fx.config).clone();
+    config.store.keep_headers = false;
+    let policy = SendingPolicy::new(Arc::new(config), fx.signers().await, fx.store.clone());
+    let intake = Intake::new(
+        policy,
+        Arc::clone(&fx.tokens),
+        Arc::clone(&fx.suppressions),
+        fx.spool.clone(),
+        fx.engine(),
+        fx.events.clone(),
+    );
+    let message = incoming(&fx.shop, "orders@shop.test", &["alice@dest.test"], "");
+    let id = message.id;
+    intake.accept(message).await.expect("accepted");
+    let record = fx.message(&fx.shop, id).await.expect("recorded");
+    assert_eq!(record.subject.as_deref(), Some("Your order"));
+    assert_eq!(record.headers, None);
+}
+
+#[tokio::test]
 async fn a_suppressed_recipient_gets_a_suppressed_event_and_no_attempt() {
     let sink = SmtpSink::builder().starttls(false).start().await;
     let fx = Fixture::with(Options {

@@ -117,7 +117,7 @@ async fn a_record_lost_before_its_commit_comes_back_from_the_spool_once() {
     spool_only(&fx, &old, None).await;
 
     let queue = [accepted, lost.clone(), old.clone()];
-    let rebuilt = rebuild_lost(&fx.store, &fx.spool, &fx.events, &queue)
+    let rebuilt = rebuild_lost(&fx.store, &fx.spool, &fx.events, &queue, true)
         .await
         .expect("rebuild");
     assert_eq!(
@@ -167,7 +167,7 @@ async fn a_record_lost_before_its_commit_comes_back_from_the_spool_once() {
     assert!(fx.message(&fx.shop, old.id).await.is_none());
 
     // A second start finds nothing lost: nothing is written twice.
-    let again = rebuild_lost(&fx.store, &fx.spool, &fx.events, &queue)
+    let again = rebuild_lost(&fx.store, &fx.spool, &fx.events, &queue, true)
         .await
         .expect("rebuild");
     assert_eq!(again.rebuilt, 0);
@@ -202,9 +202,15 @@ async fn only_messages_near_the_newest_record_are_checked() {
     spool_only(&fx, &older, Some(&spooled_record())).await;
     let recent = queued(&fx.shop, &["recent@dest.test"], newest - 1000);
     spool_only(&fx, &recent, Some(&spooled_record())).await;
-    let rebuilt = rebuild_lost(&fx.store, &fx.spool, &fx.events, &[older, recent.clone()])
-        .await
-        .expect("rebuild");
+    let rebuilt = rebuild_lost(
+        &fx.store,
+        &fx.spool,
+        &fx.events,
+        &[older, recent.clone()],
+        true,
+    )
+    .await
+    .expect("rebuild");
     assert_eq!(
         rebuilt,
         Rebuilt {
