@@ -173,6 +173,21 @@ pub fn parse_report(message: &[u8]) -> Option<ParsedReport> {
     if recipients.is_empty() {
         recipients = headers.failed_recipients(human, delayed);
     }
+    if recipients.is_empty()
+        && let Some(to) = original.to.as_deref().filter(|to| text::is_address(to))
+    {
+        // Old Sendmails and some gateways name nobody in their text: the
+        // returned original's addressee is the one that failed.
+        let reply = text::first_reply_line(human).unwrap_or_default();
+        recipients.push(text::into_bounced(
+            text::TextRecipient {
+                address: to.to_string(),
+                remote_mta: text::remote_host(&reply),
+                diagnostic: reply,
+            },
+            delayed,
+        ));
+    }
     Some(build(
         ReportKind::NonStandard,
         text::reporting_mta(human),
@@ -287,6 +302,7 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "delivery status notification",
     "mail delivery failed",
     "mail delivery failure",
+    "mail failure",
     "delivery failure",
     "delivery failed",
     "delivery has failed",
@@ -402,7 +418,11 @@ impl RootHeaders {
         let vacation = AUTO_REPLY_SUBJECTS
             .iter()
             .any(|pattern| subject.contains(pattern));
-        (self.auto_replied || vacation) && !self.bounce_subject()
+        // Exim marks its bounces `Auto-Submitted: auto-replied` too; one
+        // that names failed recipients is a bounce.
+        (self.auto_replied || vacation)
+            && !self.bounce_subject()
+            && self.failed_recipients.is_none()
     }
 
     fn looks_like_bounce(&self, human: &str) -> bool {

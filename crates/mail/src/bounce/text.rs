@@ -239,6 +239,7 @@ const SENTENCE_PHRASES: &[&str] = &[
     "unable to deliver your message to ",
     "failed to deliver to ",
     "delivery to ",
+    "delivering your mail to ",
 ];
 
 /// The recipient a sentence names ("Your message wasn't delivered to a@b
