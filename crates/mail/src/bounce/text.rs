@@ -52,6 +52,7 @@ pub(super) fn split_original(text: &str) -> (&str, Option<&str>) {
         let lower = trimmed.to_ascii_lowercase();
         let marker = trimmed.len() < 120
             && (ORIGINAL_MARKERS.iter().any(|marker| lower.contains(marker))
+                || lower == "original message:"
                 || (lower.starts_with('-')
                     && (lower.contains("original message") || lower.contains("returned message"))));
         if marker {
@@ -212,7 +213,17 @@ fn is_section_line(trimmed: &str) -> bool {
 
 /// The address a line starts with, and the rest of the line.
 fn leading_address(line: &str) -> Option<(String, &str)> {
+    // A list item ("   * a@b", "- a@b") names its address the same way.
     let trimmed = line.trim_start();
+    let trimmed = match trimmed.strip_prefix(['*', '-', '\u{2022}']) {
+        Some(item) if item.starts_with([' ', '\t']) => item.trim_start(),
+        _ => trimmed,
+    };
+    // A labelled line ("Recipient: <a@b>", au's EZweb).
+    let trimmed = match trimmed.get(..10) {
+        Some(label) if label.eq_ignore_ascii_case("recipient:") => trimmed[10..].trim_start(),
+        _ => trimmed,
+    };
     let (candidate, rest) = if let Some(inner) = trimmed.strip_prefix('<') {
         let end = inner.find('>')?;
         (inner.get(..end)?, inner.get(end + 1..)?)
