@@ -120,16 +120,19 @@ pub fn parse_report(message: &[u8]) -> Option<ParsedReport> {
     let human = human_text(&parsed);
     let (human, quoted) = text::split_original(&human);
     let original = original::find(&parsed, quoted);
-    let build = |kind, reporting_mta, recipients, complaint| ParsedReport {
-        kind,
-        reporting_mta,
-        recipients,
-        complaint,
-        original_message_id: original.message_id.clone(),
-        original_return_path: original.return_path.clone(),
-        original_carteiro_id: original.carteiro_id.clone(),
-        original_to: original.to.clone(),
-        original_subject: original.subject.clone(),
+    let build = |kind, reporting_mta, mut recipients: Vec<BouncedRecipient>, complaint| {
+        recipients.iter_mut().for_each(settle_status);
+        ParsedReport {
+            kind,
+            reporting_mta,
+            recipients,
+            complaint,
+            original_message_id: original.message_id.clone(),
+            original_return_path: original.return_path.clone(),
+            original_carteiro_id: original.carteiro_id.clone(),
+            original_to: original.to.clone(),
+            original_subject: original.subject.clone(),
+        }
     };
 
     if let Some(feedback) = &parts.feedback_report {
@@ -194,6 +197,30 @@ pub fn parse_report(message: &[u8]) -> Option<ParsedReport> {
         recipients,
         None,
     ))
+}
+
+/// Gives every recipient a status: a missing one (a text bounce that
+/// printed only a reply code, a DSN without `Status:`) becomes the generic
+/// `X.0.0` of RFC 3463, its class from the reply code, else from the action
+/// (`delayed` is 4, anything else 5). The bounce class, which decides
+/// suppression, is left as it was. (A generic status is not made more
+/// specific from the text: sisimai, the reference, keeps it too.)
+fn settle_status(recipient: &mut BouncedRecipient) {
+    let status = recipient.status.unwrap_or_else(|| {
+        let lower = recipient
+            .diagnostic
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let class = match classify::find_code(&lower) {
+            Some(code) if (400..500).contains(&code) => 4,
+            Some(code) if (500..600).contains(&code) => 5,
+            _ if recipient.action.eq_ignore_ascii_case("delayed") => 4,
+            _ => 5,
+        };
+        Status(class, 0, 0)
+    });
+    recipient.status = Some(status);
 }
 
 /// The machine-readable parts of a report, as text.

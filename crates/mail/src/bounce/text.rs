@@ -19,7 +19,6 @@
 
 use super::BouncedRecipient;
 use super::classify::{classify, find_code, find_status};
-use crate::reply::Status;
 
 /// A recipient found in the text, with the lines that explain it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -402,23 +401,10 @@ pub(super) fn inline_fields(human: &str) -> Vec<BouncedRecipient> {
 }
 
 /// A recipient found in the text, as reported.
-///
-/// A text without an enhanced status gets the generic one of its class
-/// (RFC 3463 `X.0.0`): from its reply code, else `5.0.0` for a failure and
-/// `4.0.0` for a delay, so that every recipient reported has a status.
+/// (`parse_report` then settles a missing or generic status.)
 pub(super) fn into_bounced(recipient: TextRecipient, delayed: bool) -> BouncedRecipient {
-    let lower = recipient.diagnostic.to_ascii_lowercase();
-    let found = find_status(&lower);
-    let class = classify(None, found, &recipient.diagnostic);
-    let status = found.or_else(|| {
-        let class = match find_code(&lower) {
-            Some(code) if (400..500).contains(&code) => 4,
-            Some(code) if (500..600).contains(&code) => 5,
-            _ if delayed => 4,
-            _ => 5,
-        };
-        Some(Status(class, 0, 0))
-    });
+    let status = find_status(&recipient.diagnostic.to_ascii_lowercase());
+    let class = classify(None, status, &recipient.diagnostic);
     BouncedRecipient {
         recipient: recipient.address,
         original_recipient: None,
