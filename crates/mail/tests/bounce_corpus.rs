@@ -20,8 +20,8 @@ use std::path::Path;
 
 /// The floors, in per cent of the bounces (feedback: of the complaints).
 const FLOOR_FOUND: f64 = 94.9;
-const FLOOR_STATUS: f64 = 86.5;
-const FLOOR_HARD: f64 = 78.0;
+const FLOOR_STATUS: f64 = 86.9;
+const FLOOR_HARD: f64 = 79.5;
 const FLOOR_FEEDBACK: f64 = 90.9;
 
 /// Reasons sisimai gives to what is not a failed delivery.

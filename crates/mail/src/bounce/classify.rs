@@ -195,6 +195,8 @@ fn specific_status(status: Status) -> Option<BounceClass> {
     let Status(class, subject, detail) = status;
     Some(match (subject, detail) {
         (1, 1 | 3 | 10) => BounceClass::UnknownUser,
+        // The sender's address (bad syntax, bad system): about us, never hard.
+        (1, 7 | 8) => BounceClass::SpamBlock,
         (1, 2) => BounceClass::DomainNotFound,
         (1, 6) | (2, 1) => BounceClass::MailboxDisabled,
         (2, 2) => BounceClass::MailboxFull,
@@ -506,8 +508,6 @@ const ADDRESS_RULES: &[(BounceClass, &[&str])] = &[
             "nonexistent user",
             "non-existent user",
             "unrecognized recipient",
-            "recipient address rejected",
-            "address rejected",
         ],
     ),
     (

@@ -143,6 +143,16 @@ pub(super) fn recipients(human: &str) -> Vec<TextRecipient> {
             content_lines += 1;
             next += 1;
         }
+        // Lotus Notes prints the reason on the line before the address.
+        let before = previous.trim();
+        if diagnostic.is_empty()
+            && !before.is_empty()
+            && !before.ends_with(':')
+            && !is_section_line(before)
+            && leading_address(before).is_none()
+        {
+            diagnostic = before.to_string();
+        }
         merge(&mut found, address, super::cap(&diagnostic));
         previous = line;
         at = next.max(at + 1);
@@ -150,9 +160,14 @@ pub(super) fn recipients(human: &str) -> Vec<TextRecipient> {
             break;
         }
     }
+    let only = found.len() == 1;
     for recipient in &mut found {
+        // The reply line names the address (Sendmail's transcript), or, for
+        // the only recipient, is the only reply in the text (MailMarshal).
+        let reply = reply_line_for(&lines, &recipient.address)
+            .or_else(|| only.then(|| first_reply_line(human)).flatten());
         if !has_reply(&recipient.diagnostic)
-            && let Some(reply) = reply_line_for(&lines, &recipient.address)
+            && let Some(reply) = reply
         {
             if !recipient.diagnostic.is_empty() {
                 recipient.diagnostic.push(' ');
@@ -251,6 +266,7 @@ const SENTENCE_PHRASES: &[&str] = &[
     "failed to deliver to ",
     "delivery to ",
     "delivering your mail to ",
+    "unknown user: ",
 ];
 
 /// The recipient a sentence names ("Your message wasn't delivered to a@b
