@@ -19,9 +19,9 @@ use carteiro_mail::bounce::{ReportKind, parse_report};
 use std::path::Path;
 
 /// The floors, in per cent of the bounces (feedback: of the complaints).
-const FLOOR_FOUND: f64 = 94.9;
-const FLOOR_STATUS: f64 = 86.9;
-const FLOOR_HARD: f64 = 79.5;
+const FLOOR_FOUND: f64 = 98.1;
+const FLOOR_STATUS: f64 = 89.7;
+const FLOOR_HARD: f64 = 81.4;
 const FLOOR_FEEDBACK: f64 = 90.9;
 
 /// Reasons sisimai gives to what is not a failed delivery.

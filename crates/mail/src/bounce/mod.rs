@@ -117,7 +117,13 @@ fn status_string<S: Serializer>(status: &Option<Status>, serializer: S) -> Resul
 pub fn parse_report(message: &[u8]) -> Option<ParsedReport> {
     let parsed = MessageParser::new().parse(message)?;
     let parts = ReportParts::find(&parsed);
-    let human = human_text(&parsed);
+    let mut human = human_text(&parsed);
+    if human.trim().is_empty() {
+        // A multipart whose parts cannot be found (its boundary is not the
+        // one it declares): its body, read as text, is all there is.
+        let end = crate::headers::summarize(message).header_end;
+        human = String::from_utf8_lossy(message.get(end..).unwrap_or_default()).into_owned();
+    }
     let (human, quoted) = text::split_original(&human);
     let original = original::find(&parsed, quoted);
     let build = |kind, reporting_mta, mut recipients: Vec<BouncedRecipient>, complaint| {
@@ -350,6 +356,10 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "nicht zustellbar",
     "no se puede entregar",
     "warning: message",
+    "error sending your mail",
+    // Japanese: "mail error notification", "cannot deliver the message".
+    "メールエラー",
+    "配信できません",
 ];
 
 /// Phrases of bounce texts, for messages from a mailer daemon whose
@@ -369,6 +379,9 @@ const BOUNCE_PHRASES: &[&str] = &[
     "has been delayed",
     "not been delivered",
     "delivery to the following",
+    "trouble delivering",
+    "returned permanent errors",
+    "did not reach the following",
 ];
 
 /// Subjects of vacation and out-of-office replies.

@@ -160,6 +160,9 @@ pub(super) fn recipients(human: &str) -> Vec<TextRecipient> {
             break;
         }
     }
+    if found.is_empty() {
+        found = transcript_recipients(&lines);
+    }
     let only = found.len() == 1;
     for recipient in &mut found {
         // The reply line names the address (Sendmail's transcript), or, for
@@ -175,6 +178,37 @@ pub(super) fn recipients(human: &str) -> Vec<TextRecipient> {
             recipient.diagnostic.push_str(&reply);
         }
         recipient.remote_mta = remote_host(&recipient.diagnostic);
+    }
+    found
+}
+
+/// Recipients named only in a session transcript's failure replies
+/// (`Received >>> 550 5.1.1 <a@b>... user unknown`, `<<< 550 <a@b>: ...`):
+/// a 4xx or 5xx reply that names an address in angle brackets. A last
+/// resort, for reports that name their recipients nowhere else.
+fn transcript_recipients(lines: &[&str]) -> Vec<TextRecipient> {
+    let mut found: Vec<TextRecipient> = Vec::new();
+    for line in lines {
+        let trimmed = line.trim();
+        let lower = trimmed.to_ascii_lowercase();
+        if !find_code(&lower).is_some_and(|code| (400..600).contains(&code)) {
+            continue;
+        }
+        let Some(address) = trimmed
+            .split('<')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('>').map(|(inner, _)| inner.trim()))
+            .find(|inner| is_address(inner))
+        else {
+            continue;
+        };
+        let reply = trimmed
+            .trim_start_matches(|c: char| c.is_ascii_alphabetic() || matches!(c, '<' | '>' | ' '))
+            .to_string();
+        merge(&mut found, address.to_string(), super::cap(&reply));
+        if found.len() >= super::MAX_RECIPIENTS {
+            break;
+        }
     }
     found
 }
@@ -267,6 +301,8 @@ const SENTENCE_PHRASES: &[&str] = &[
     "delivery to ",
     "delivering your mail to ",
     "unknown user: ",
+    "returned permanent errors: ",
+    "undeliverable to ",
 ];
 
 /// The recipient a sentence names ("Your message wasn't delivered to a@b
@@ -274,8 +310,17 @@ const SENTENCE_PHRASES: &[&str] = &[
 fn sentence_address(line: &str) -> Option<String> {
     let lower = line.to_ascii_lowercase();
     SENTENCE_PHRASES.iter().find_map(|phrase| {
+        // "delivered to a@b" and "delivered to: <a@b>" alike.
+        let phrase = phrase.trim_end();
         let at = lower.find(phrase)? + phrase.len();
-        let word = line.get(at..)?.split_whitespace().next()?;
+        let rest = line.get(at..)?;
+        if !rest.starts_with([' ', '\t', ':']) {
+            return None;
+        }
+        let word = rest
+            .trim_start_matches([':', ' ', '\t'])
+            .split_whitespace()
+            .next()?;
         let address = word
             .trim_matches(|c: char| matches!(c, '<' | '>' | '"' | '\'' | '(' | ')'))
             .trim_end_matches(['.', ',', ';', ':', '>']);
