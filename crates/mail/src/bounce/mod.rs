@@ -209,8 +209,9 @@ pub fn parse_report(message: &[u8]) -> Option<ParsedReport> {
 /// printed only a reply code, a DSN without `Status:`) becomes the generic
 /// `X.0.0` of RFC 3463, its class from the reply code, else from the action
 /// (`delayed` is 4, anything else 5). The bounce class, which decides
-/// suppression, is left as it was. (A generic status is not made more
-/// specific from the text: sisimai, the reference, keeps it too.)
+/// suppression, is left as it was. A generic `X.0.0` gives way to the
+/// specific status the remote reply itself carries, if any (it is not
+/// guessed from the words: sisimai, the reference, keeps it then).
 fn settle_status(recipient: &mut BouncedRecipient) {
     let status = recipient.status.unwrap_or_else(|| {
         let lower = recipient
@@ -226,6 +227,17 @@ fn settle_status(recipient: &mut BouncedRecipient) {
         };
         Status(class, 0, 0)
     });
+    // A DSN's generic `Status: 5.0.0` beside a reply that gives the
+    // specific one (`550 5.1.1 ... User unknown`): the reply's.
+    let status = match status {
+        Status(class, 0, 0) => recipient
+            .diagnostic
+            .as_deref()
+            .and_then(|text| classify::find_status(&text.to_ascii_lowercase()))
+            .filter(|found| found.0 == class && (found.1, found.2) != (0, 0))
+            .unwrap_or(status),
+        other => other,
+    };
     recipient.status = Some(status);
 }
 
