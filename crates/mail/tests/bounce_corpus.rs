@@ -20,8 +20,8 @@ use std::path::Path;
 
 /// The floors, in per cent of the bounces (feedback: of the complaints).
 const FLOOR_FOUND: f64 = 98.1;
-const FLOOR_STATUS: f64 = 92.6;
-const FLOOR_HARD: f64 = 81.4;
+const FLOOR_STATUS: f64 = 95.1;
+const FLOOR_HARD: f64 = 81.7;
 const FLOOR_FEEDBACK: f64 = 90.9;
 
 /// Reasons sisimai gives to what is not a failed delivery.

@@ -132,6 +132,9 @@ pub(super) fn parse_delivery_status(text: &str) -> (PerMessage, Vec<BouncedRecip
     let mut raws: Vec<RawRecipient> = Vec::new();
     for group in field_groups(text) {
         let mut current = RawRecipient::default();
+        // Whether the current entry got its action or status after its
+        // Final-Recipient (Amazon SES writes Action first).
+        let mut completed = false;
         for field in group {
             let value = field.value;
             match field.name.as_str() {
@@ -148,12 +151,11 @@ pub(super) fn parse_delivery_status(text: &str) -> (PerMessage, Vec<BouncedRecip
                     let slot_taken = if is_final {
                         current.final_recipient.is_some()
                     } else {
-                        current.original_recipient.is_some()
-                            || (current.final_recipient.is_some()
-                                && (current.action.is_some() || current.status.is_some()))
+                        current.original_recipient.is_some() || completed
                     };
                     if slot_taken {
                         raws.push(std::mem::take(&mut current));
+                        completed = false;
                     }
                     if is_final {
                         current.final_recipient = Some(value);
@@ -161,8 +163,14 @@ pub(super) fn parse_delivery_status(text: &str) -> (PerMessage, Vec<BouncedRecip
                         current.original_recipient = Some(value);
                     }
                 }
-                "action" => current.action = Some(value),
-                "status" => current.status = Some(value),
+                "action" => {
+                    completed |= current.final_recipient.is_some();
+                    current.action = Some(value);
+                }
+                "status" => {
+                    completed |= current.final_recipient.is_some();
+                    current.status = Some(value);
+                }
                 "remote-mta" => current.remote_mta = Some(value),
                 "diagnostic-code" => current.diagnostic = Some(value),
                 _ => {}

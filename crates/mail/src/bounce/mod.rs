@@ -209,9 +209,10 @@ pub fn parse_report(message: &[u8]) -> Option<ParsedReport> {
 /// printed only a reply code, a DSN without `Status:`) becomes the generic
 /// `X.0.0` of RFC 3463, its class from the reply code, else from the action
 /// (`delayed` is 4, anything else 5). The bounce class, which decides
-/// suppression, is left as it was. A generic `X.0.0` gives way to the
-/// specific status the remote reply itself carries, if any (it is not
-/// guessed from the words: sisimai, the reference, keeps it then).
+/// suppression, is left as it was. The status the remote reply itself
+/// carries, when it has the same class, is preferred to the reporting
+/// MTA's (nothing is guessed from the words: sisimai, the reference, keeps
+/// a generic status then).
 fn settle_status(recipient: &mut BouncedRecipient) {
     let status = recipient.status.unwrap_or_else(|| {
         let lower = recipient
@@ -227,17 +228,16 @@ fn settle_status(recipient: &mut BouncedRecipient) {
         };
         Status(class, 0, 0)
     });
-    // A DSN's generic `Status: 5.0.0` beside a reply that gives the
-    // specific one (`550 5.1.1 ... User unknown`): the reply's.
-    let status = match status {
-        Status(class, 0, 0) => recipient
-            .diagnostic
-            .as_deref()
-            .and_then(|text| classify::find_status(&text.to_ascii_lowercase()))
-            .filter(|found| found.0 == class && (found.1, found.2) != (0, 0))
-            .unwrap_or(status),
-        other => other,
-    };
+    // The remote reply's own status, of the same class, says more than
+    // the reporting MTA's summary: `Status: 5.0.0` beside `550 5.1.1 ...
+    // User unknown`, `Status: 4.4.7` (expired) beside the `450 4.7.1` that
+    // kept it from being delivered.
+    let status = recipient
+        .diagnostic
+        .as_deref()
+        .and_then(|text| classify::find_status(&text.to_ascii_lowercase()))
+        .filter(|found| found.0 == status.0 && (found.1, found.2) != (0, 0))
+        .unwrap_or(status);
     recipient.status = Some(status);
 }
 
