@@ -8,7 +8,8 @@
 //!   one of its own `X.0.9NN` codes, for a bounce that carries none, only
 //!   the class, 4 or 5, is compared);
 //! - hard/soft agreeing: `BounceClass::is_hard` says what sisimai's
-//!   `HardBounce` says.
+//!   `HardBounce` says;
+//! - reason agreeing: our `Reason` is sisimai's reason.
 //!
 //! Complaints (`feedback`) count as read when the report is a complaint.
 //! The figures are printed; the test fails when one drops below the floor
@@ -23,6 +24,7 @@ const FLOOR_FOUND: f64 = 98.1;
 const FLOOR_STATUS: f64 = 95.1;
 const FLOOR_HARD: f64 = 81.7;
 const FLOOR_FEEDBACK: f64 = 90.9;
+const FLOOR_REASON: f64 = 53.5;
 
 /// Reasons sisimai gives to what is not a failed delivery.
 const NOT_BOUNCES: [&str; 3] = ["feedback", "delivered", "vacation"];
@@ -71,6 +73,7 @@ fn sisimai_corpus_agreement() {
         rows.len()
     );
     let (mut bounces, mut found, mut status_agrees, mut hard_agrees) = (0, 0, 0, 0);
+    let mut reasons_agree = 0;
     let (mut complaints, mut complaints_read) = (0, 0);
     let mut misses: Vec<String> = Vec::new();
     for row in &rows {
@@ -118,6 +121,17 @@ fn sisimai_corpus_agreement() {
                 row.file, row.index
             ));
         }
+        if recipient.reason.as_str() == row.reason {
+            reasons_agree += 1;
+        } else {
+            misses.push(format!(
+                "{} #{}: reason {} where sisimai says {}",
+                row.file,
+                row.index,
+                recipient.reason.as_str(),
+                row.reason
+            ));
+        }
         if recipient.class.is_hard() == row.hard {
             hard_agrees += 1;
         } else {
@@ -145,6 +159,11 @@ fn sisimai_corpus_agreement() {
             "hard/soft agreeing",
             percent(hard_agrees, bounces),
             FLOOR_HARD,
+        ),
+        (
+            "reason agreeing",
+            percent(reasons_agree, bounces),
+            FLOOR_REASON,
         ),
         (
             "complaints read",

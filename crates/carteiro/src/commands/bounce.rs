@@ -61,7 +61,7 @@ fn describe(report: Option<&ParsedReport>) -> String {
     }
     for r in &report.recipients {
         out.push_str(&format!(
-            "recipient: {}\n  action: {}\n  class: {} ({})\n",
+            "recipient: {}\n  action: {}\n  class: {} ({})\n  reason: {}\n",
             r.recipient,
             r.action,
             r.class.as_str(),
@@ -69,7 +69,8 @@ fn describe(report: Option<&ParsedReport>) -> String {
                 "hard: the address is suppressed"
             } else {
                 "not about the address: not suppressed"
-            }
+            },
+            r.reason.as_str()
         ));
         if let Some(status) = r.status {
             out.push_str(&format!("  status: {status}\n"));

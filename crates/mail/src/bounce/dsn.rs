@@ -232,6 +232,7 @@ fn into_recipient(raw: RawRecipient) -> Option<BouncedRecipient> {
         remote_mta,
         diagnostic,
         class,
+        reason: super::Reason::Undefined,
     })
 }
 

@@ -16,11 +16,13 @@ mod arf;
 mod classify;
 mod dsn;
 mod original;
+mod reason;
 #[cfg(test)]
 mod tests;
 mod text;
 
 pub use classify::{BounceClass, classify, classify_reply};
+pub use reason::{Reason, reason_of};
 
 use crate::reply::Status;
 use mail_parser::decoders::html::html_to_text;
@@ -64,6 +66,9 @@ pub struct BouncedRecipient {
     pub diagnostic: Option<String>,
     /// Meaningful for `failed` and `delayed` recipients.
     pub class: BounceClass,
+    /// Why, in sisimai's words (`userunknown`, `expired`, ...): finer than
+    /// `class`, which alone decides suppression.
+    pub reason: Reason,
 }
 
 /// An ARF complaint: someone marked a message as spam (or fraud, ...).
@@ -127,7 +132,7 @@ pub fn parse_report(message: &[u8]) -> Option<ParsedReport> {
     let (human, quoted) = text::split_original(&human);
     let original = original::find(&parsed, quoted);
     let build = |kind, reporting_mta, mut recipients: Vec<BouncedRecipient>, complaint| {
-        recipients.iter_mut().for_each(settle_status);
+        recipients.iter_mut().for_each(settle);
         ParsedReport {
             kind,
             reporting_mta,
@@ -205,7 +210,7 @@ pub fn parse_report(message: &[u8]) -> Option<ParsedReport> {
     ))
 }
 
-/// Gives every recipient a status: a missing one (a text bounce that
+/// Gives every recipient its reason and a status: a missing one (a text bounce that
 /// printed only a reply code, a DSN without `Status:`) becomes the generic
 /// `X.0.0` of RFC 3463, its class from the reply code, else from the action
 /// (`delayed` is 4, anything else 5). The bounce class, which decides
@@ -213,7 +218,7 @@ pub fn parse_report(message: &[u8]) -> Option<ParsedReport> {
 /// carries, when it has the same class, is preferred to the reporting
 /// MTA's (nothing is guessed from the words: sisimai, the reference, keeps
 /// a generic status then).
-fn settle_status(recipient: &mut BouncedRecipient) {
+fn settle(recipient: &mut BouncedRecipient) {
     let status = recipient.status.unwrap_or_else(|| {
         let lower = recipient
             .diagnostic
@@ -239,6 +244,12 @@ fn settle_status(recipient: &mut BouncedRecipient) {
         .filter(|found| found.0 == status.0 && (found.1, found.2) != (0, 0))
         .unwrap_or(status);
     recipient.status = Some(status);
+    recipient.reason = reason_of(
+        recipient.class,
+        recipient.status,
+        &recipient.action,
+        recipient.diagnostic.as_deref().unwrap_or(""),
+    );
 }
 
 /// The machine-readable parts of a report, as text.

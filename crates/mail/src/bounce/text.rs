@@ -474,5 +474,6 @@ pub(super) fn into_bounced(recipient: TextRecipient, delayed: bool) -> BouncedRe
         remote_mta: recipient.remote_mta,
         diagnostic: Some(recipient.diagnostic).filter(|text| !text.is_empty()),
         class,
+        reason: super::Reason::Undefined,
     }
 }
