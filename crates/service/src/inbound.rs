@@ -180,6 +180,7 @@ impl Inbound {
                 details: EventDetails::BounceReport(BounceReportDetails {
                     is_async: true,
                     class,
+                    reason: Some(bounced.reason),
                     status: bounced.status.map(|s| s.to_string()),
                     reply: bounced.diagnostic.clone(),
                     remote_host: bounced.remote_mta.clone(),

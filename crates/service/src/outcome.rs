@@ -7,7 +7,7 @@
 
 use crate::suppress::Suppressions;
 use carteiro_delivery::engine::{DeliveryEvent, DeliveryEventKind, EventSink};
-use carteiro_mail::bounce::classify_reply;
+use carteiro_mail::bounce::{Reason, classify_reply, reason_of};
 use carteiro_mail::clock::now_millis;
 use carteiro_store::{
     DeliveryDetails, EventDetails, EventKind, EventWriter, NewEvent, StoreError, SuppressionReason,
@@ -152,6 +152,7 @@ pub fn delivery_event(event: DeliveryEvent, timestamp_ms: u64) -> NewEvent {
         event.kind,
         DeliveryEventKind::Deferred | DeliveryEventKind::Bounced | DeliveryEventKind::Expired
     );
+    let class = reply.filter(|_| failed).map(classify_reply);
     NewEvent {
         account_id: event.account_id,
         message_id: event.message_id.to_string(),
@@ -166,7 +167,20 @@ pub fn delivery_event(event: DeliveryEvent, timestamp_ms: u64) -> NewEvent {
             reply_code: reply.map(|r| r.code),
             status: reply.and_then(|r| r.status).map(|s| s.to_string()),
             next_attempt_ms: event.next_attempt,
-            class: reply.filter(|_| failed).map(classify_reply),
+            class,
+            reason: class.map(|class| match event.kind {
+                DeliveryEventKind::Expired => Reason::Expired,
+                _ => reason_of(
+                    class,
+                    reply.and_then(|r| r.status),
+                    if event.kind == DeliveryEventKind::Deferred {
+                        "delayed"
+                    } else {
+                        "failed"
+                    },
+                    reply.map_or("", |r| &*r.text),
+                ),
+            }),
             node: None,
         }),
     }

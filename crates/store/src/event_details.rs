@@ -9,7 +9,7 @@
 //! ([`EventRecord::details`](crate::EventRecord)), so rows written by
 //! another version stay readable.
 
-use carteiro_mail::bounce::BounceClass;
+use carteiro_mail::bounce::{BounceClass, Reason};
 use serde::{Deserialize, Serialize};
 
 /// The details of one event, by what happened. Only written: the stored
@@ -125,6 +125,10 @@ pub struct DeliveryDetails {
     /// The bounce class of a failure (`deferred`, `bounced`, `expired`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<BounceClass>,
+    /// Why, in sisimai's words (`userunknown`, `expired`, ...), beside
+    /// `class`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
     /// The node that made the attempt (its `[store] node_name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
@@ -138,6 +142,9 @@ pub struct BounceReportDetails {
     pub is_async: bool,
     /// The bounce class.
     pub class: BounceClass,
+    /// Why, in sisimai's words; absent in events recorded before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
     /// The enhanced status code the report gives.
     pub status: Option<String>,
     /// The diagnostic (the remote server's reply).
@@ -269,6 +276,7 @@ mod tests {
         let bounce = EventDetails::BounceReport(BounceReportDetails {
             is_async: true,
             class: BounceClass::UnknownUser,
+            reason: Some(carteiro_mail::bounce::Reason::UserUnknown),
             status: None,
             reply: None,
             remote_host: None,
@@ -276,5 +284,6 @@ mod tests {
         });
         assert_eq!(wire(&bounce)["async"], json!(true));
         assert_eq!(wire(&bounce)["class"], json!("unknown_user"));
+        assert_eq!(wire(&bounce)["reason"], json!("userunknown"));
     }
 }

@@ -11,10 +11,10 @@
 
 use super::BounceClass;
 use crate::reply::Status;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A reason, named as sisimai names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reason {
     AuthFailure,

@@ -97,6 +97,7 @@ async fn a_dsn_to_a_verp_address_records_an_async_bounce_and_suppresses() {
         json!({
             "async": true,
             "class": "unknown_user",
+            "reason": "userunknown",
             "status": "5.1.1",
             "reply": "550 5.1.1 <alice@example.net>: Recipient address rejected: \
                       User unknown in local recipient table",

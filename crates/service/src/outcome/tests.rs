@@ -46,6 +46,7 @@ fn report_bounce(class: BounceClass) -> NewEvent {
         EventDetails::BounceReport(BounceReportDetails {
             is_async: true,
             class,
+            reason: None,
             status: Some("5.1.1".to_owned()),
             reply: Some("smtp; 550 5.1.1 user unknown".to_owned()),
             remote_host: Some("mailstore.dest.test".to_owned()),
@@ -300,6 +301,8 @@ fn delivery_outcomes_become_typed_events() {
             status: Some("4.7.1".to_owned()),
             next_attempt_ms: Some(1_790_000_060_000),
             class: Some(carteiro_mail::bounce::classify_reply(&greylisted)),
+            // Greylisting has no name of its own in sisimai's vocabulary.
+            reason: Some(carteiro_mail::bounce::Reason::Undefined),
             node: None,
         })
     );
@@ -393,7 +396,7 @@ async fn the_engines_events_reach_the_store_and_the_suppression_list() {
             "attempt": 2, "remote_host": REMOTE, "mx": "mx.dest.test",
             "reply": "451 4.2.2 mailbox full, try later", "reply_code": 451,
             "status": "4.2.2", "next_attempt_ms": 1_790_000_600_000_u64,
-            "class": "mailbox_full"
+            "class": "mailbox_full", "reason": "mailboxfull"
         })
     );
     assert_eq!(
@@ -401,7 +404,7 @@ async fn the_engines_events_reach_the_store_and_the_suppression_list() {
         json!({
             "attempt": 2, "remote_host": REMOTE, "mx": "mx.dest.test",
             "reply": "550 5.1.1 no such user", "reply_code": 550,
-            "status": "5.1.1", "class": "unknown_user"
+            "status": "5.1.1", "class": "unknown_user", "reason": "userunknown"
         })
     );
     assert_eq!(
