@@ -461,8 +461,8 @@ pub(super) fn inline_fields(human: &str) -> Vec<BouncedRecipient> {
     super::dsn::parse_delivery_status(human).1
 }
 
-/// A recipient found in the text, as reported.
-/// (`parse_report` then settles a missing or generic status.)
+/// A recipient found in the text, as reported (`parse_report` then settles
+/// its status and reason).
 pub(super) fn into_bounced(recipient: TextRecipient, delayed: bool) -> BouncedRecipient {
     let status = find_status(&recipient.diagnostic.to_ascii_lowercase());
     let class = classify(None, status, &recipient.diagnostic);
